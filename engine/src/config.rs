@@ -1,0 +1,213 @@
+//! The engine's typed configuration: checked-in defaults, then a TOML file,
+//! then `AUDIENCE_*` environment variables, then command-line flags.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::EngineError;
+
+/// The checked-in defaults, every key documented.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Everything the engine needs to start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Execution settings.
+    pub engine: ExecutionConfig,
+    /// The dataset folder.
+    pub data: DataConfig,
+    /// Tables by name, added to (and overriding) those found in the dataset folder.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
+}
+
+/// Execution settings of the `[engine]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// Memory limit for all queries together: `"8GB"`, `"512MiB"` or `"75%"` of the machine.
+    pub memory_limit: String,
+    /// Parallel partitions per query; 0 means one per core.
+    pub target_partitions: usize,
+    /// Rows per record batch.
+    pub batch_size: usize,
+    /// Folder for spill files; empty means the system temp folder.
+    pub spill_dir: String,
+}
+
+/// The `[data]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A folder with one subfolder of Parquet files per table; empty for none.
+    pub dir: String,
+}
+
+/// One table: a location, with an optional declared sort order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TableConfig {
+    /// Just a location (path or URL).
+    Location(String),
+    /// A location and the columns its files are sorted by.
+    Detailed {
+        /// Path or URL of a Parquet file or a folder of them.
+        location: String,
+        /// Columns every file is sorted by, ascending.
+        #[serde(default)]
+        sort_order: Vec<String>,
+    },
+}
+
+impl TableConfig {
+    /// The table's location.
+    pub fn location(&self) -> &str {
+        match self {
+            TableConfig::Location(l) | TableConfig::Detailed { location: l, .. } => l,
+        }
+    }
+
+    /// The declared sort order, if any.
+    pub fn sort_order(&self) -> &[String] {
+        match self {
+            TableConfig::Location(_) => &[],
+            TableConfig::Detailed { sort_order, .. } => sort_order,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        // ok: the checked-in defaults are parsed by a unit test
+        toml::from_str(DEFAULT_CONFIG).expect("default config parses")
+    }
+}
+
+impl EngineConfig {
+    /// Defaults overlaid with the TOML file at `path`.
+    pub fn from_file(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text)
+            .map_err(|e| EngineError::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Defaults overlaid with the given TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, EngineError> {
+        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG)
+            .map_err(|e| EngineError::Internal(format!("default config: {e}")))?;
+        let overlay: toml::Table =
+            toml::from_str(text).map_err(|e| EngineError::Config(e.to_string()))?;
+        merge(&mut merged, overlay);
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| EngineError::Config(e.to_string()))
+    }
+
+    /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
+    /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
+    /// `AUDIENCE_DATA_DIR` and `AUDIENCE_TABLE_<NAME>=<location>`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), EngineError> {
+        for (key, value) in vars {
+            let Some(name) = key.strip_prefix("AUDIENCE_") else {
+                continue;
+            };
+            match name {
+                "MEMORY_LIMIT" => self.engine.memory_limit = value,
+                "TARGET_PARTITIONS" => self.engine.target_partitions = parse_number(&key, &value)?,
+                "BATCH_SIZE" => self.engine.batch_size = parse_number(&key, &value)?,
+                "SPILL_DIR" => self.engine.spill_dir = value,
+                "DATA_DIR" => self.data.dir = value,
+                _ => {
+                    if let Some(table) = name.strip_prefix("TABLE_") {
+                        self.tables
+                            .insert(table.to_ascii_lowercase(), TableConfig::Location(value));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that TOML types alone do not: sizes and counts.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
+        if self.engine.batch_size == 0 {
+            return Err(EngineError::Config(
+                "engine.batch_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_number(key: &str, value: &str) -> Result<usize, EngineError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| EngineError::Config(format!("{key} must be a whole number, got '{value}'")))
+}
+
+/// Overlays `overlay` on `base`, table by table.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = EngineConfig::default();
+        assert_eq!(c.engine.memory_limit, "75%");
+        assert_eq!(c.engine.batch_size, 8192);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let mut c = EngineConfig::from_toml(
+            "[engine]\nbatch_size = 100\n[tables]\nevents = { location = \"/x\", sort_order = [\"member_id\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine.batch_size, 100);
+        assert_eq!(c.engine.memory_limit, "75%");
+        assert_eq!(c.tables["events"].sort_order(), ["member_id".to_string()]);
+        c.apply_env([
+            ("AUDIENCE_BATCH_SIZE".into(), "7".into()),
+            ("AUDIENCE_TABLE_ORDERS".into(), "/o".into()),
+            ("HOME".into(), "/root".into()),
+        ])
+        .unwrap();
+        assert_eq!(c.engine.batch_size, 7);
+        assert_eq!(c.tables["orders"].location(), "/o");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let e = EngineConfig::from_toml("[engine]\nmemory_limt = \"1GB\"\n").unwrap_err();
+        assert!(e.to_string().contains("memory_limt"), "{e}");
+        let mut c = EngineConfig::default();
+        let e = c
+            .apply_env([("AUDIENCE_BATCH_SIZE".into(), "lots".into())])
+            .unwrap_err();
+        assert!(e.to_string().contains("AUDIENCE_BATCH_SIZE"), "{e}");
+        c.engine.memory_limit = "12 parsecs".into();
+        assert!(c.validate().is_err());
+    }
+}

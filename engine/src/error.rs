@@ -1,0 +1,93 @@
+//! Engine errors, classified by root cause so each front end (CLI exit codes,
+//! Flight status codes) can tell the user's mistakes from the engine's bugs.
+
+use datafusion::error::DataFusionError;
+
+/// What kind of failure an error is, by root cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad SQL, arguments, configuration or input files: the user can fix it.
+    InvalidInput,
+    /// A table, file or path that does not exist.
+    NotFound,
+    /// A query needed more than a configured limit (memory).
+    ResourcesExhausted,
+    /// A broken invariant inside the engine: a bug.
+    Internal,
+}
+
+/// An error from the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is unusable.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A table location or file does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request the engine does not support or cannot accept.
+    #[error("{0}")]
+    Invalid(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// An error from DataFusion, classified by [`EngineError::kind`].
+    #[error("{}", describe(.0))]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl EngineError {
+    /// The root-cause class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Config(_) | EngineError::Invalid(_) => ErrorKind::InvalidInput,
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Internal(_) => ErrorKind::Internal,
+            EngineError::DataFusion(e) => classify(e),
+        }
+    }
+}
+
+/// Classifies a DataFusion error by its innermost cause.
+pub fn classify(e: &DataFusionError) -> ErrorKind {
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourcesExhausted,
+        DataFusionError::Internal(_) => ErrorKind::Internal,
+        DataFusionError::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            ErrorKind::NotFound
+        }
+        DataFusionError::ObjectStore(os)
+            if matches!(**os, object_store::Error::NotFound { .. }) =>
+        {
+            ErrorKind::NotFound
+        }
+        DataFusionError::Plan(msg) if msg.contains("not found") => ErrorKind::NotFound,
+        // Parser, planner, schema, argument, unsupported-feature and file-decoding
+        // errors all come from what the user asked or pointed at.
+        _ => ErrorKind::InvalidInput,
+    }
+}
+
+/// DataFusion's message, with a hint where the raw one is unclear, capped at ~2,000 characters.
+fn describe(e: &DataFusionError) -> String {
+    let mut msg = match e.find_root() {
+        // DataFusion prints parser errors with Debug; the parser's own Display is clearer
+        DataFusionError::SQL(parser, _) => format!("SQL error: {parser}"),
+        _ => e.to_string(),
+    };
+    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
+        msg.push_str(
+            "\nhint: the query needs more memory than engine.memory_limit allows; raise the limit \
+             (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query",
+        );
+    }
+    if msg.len() > 2000 {
+        let cut = (0..=2000)
+            .rev()
+            .find(|&i| msg.is_char_boundary(i))
+            .unwrap_or(0);
+        msg.truncate(cut);
+        msg.push('…');
+    }
+    msg
+}

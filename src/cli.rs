@@ -1,0 +1,106 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Audience: an analytical SQL engine for retail member (CDP) analytics.
+#[derive(Debug, Parser)]
+#[command(name = "audience", version, about)]
+pub(crate) struct Cli {
+    /// Log line format on stderr (level filter from AUDIENCE_LOG or RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate the synthetic retail dataset as Parquet.
+    Gen(GenArgs),
+    /// Run SQL and print the last statement's result.
+    Query(QueryArgs),
+}
+
+/// Arguments of `audience gen`.
+#[derive(Debug, Args)]
+pub(crate) struct GenArgs {
+    /// Named size: tiny (1K members), s (100K), m (1M), l (10M), xl (10M members, 10B events).
+    #[arg(long, default_value = "tiny")]
+    pub(crate) scale: audience_data::Scale,
+    /// Members, overriding the scale's.
+    #[arg(long)]
+    pub(crate) members: Option<u64>,
+    /// Approximate events, overriding the scale's (default: 100 per member).
+    #[arg(long)]
+    pub(crate) events: Option<u64>,
+    /// Random seed; the same seed gives the same rows at any thread count.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Output folder (one subfolder per table); default data/<scale>.
+    #[arg(long)]
+    pub(crate) out: Option<String>,
+    /// Events fall in the 365 days before this date (YYYY-MM-DD, exclusive).
+    #[arg(long)]
+    pub(crate) end_date: Option<audience_data::NaiveDate>,
+    /// Worker threads; default one per core.
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+}
+
+/// Arguments of `audience query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// SQL to run: one or more statements separated by `;`. Read from stdin when absent.
+    pub(crate) sql: Option<String>,
+    /// Read the SQL from this file.
+    #[arg(short = 'f', long = "file", conflicts_with = "sql")]
+    pub(crate) file: Option<PathBuf>,
+    /// Engine config file (TOML).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset folder: one subfolder of Parquet files per table.
+    #[arg(long)]
+    pub(crate) data: Option<String>,
+    /// A table as NAME=PATH (a .parquet file or a folder of them); repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    pub(crate) tables: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+    /// Write the result to this file instead of stdout (atomically: complete or not at all).
+    #[arg(short = 'o', long = "output")]
+    pub(crate) output: Option<PathBuf>,
+    /// Memory limit for the query, e.g. "4GB" or "50%".
+    #[arg(long)]
+    pub(crate) memory_limit: Option<String>,
+    /// Parallel partitions; default one per core.
+    #[arg(long)]
+    pub(crate) target_partitions: Option<usize>,
+    /// Rows per internal batch.
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+}
+
+/// Result formats of `audience query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// Parquet (zstd).
+    Parquet,
+}

@@ -1,0 +1,121 @@
+//! `audience gen`: the dataset generator with a progress bar (or log lines when
+//! stderr is not a terminal).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use audience_data::{GenConfig, GenProgress, GenSummary, Scale};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::GenArgs;
+use crate::error::CliError;
+
+pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
+    let (members, events) = args.scale.size();
+    let members = args.members.unwrap_or(members);
+    let events = args.events.unwrap_or(match args.members {
+        Some(m) => m.saturating_mul(100),
+        None => events,
+    });
+    let out = args
+        .out
+        .unwrap_or_else(|| format!("data/{}", scale_name(args.scale)));
+    if let Some((scheme, _)) = out.split_once("://").filter(|(s, _)| *s != "file") {
+        return Err(CliError::user(format!(
+            "--out {out}: {scheme}:// destinations are not supported yet; use a local folder"
+        )));
+    }
+    let out = out.strip_prefix("file://").unwrap_or(&out).to_string();
+    let mut config = GenConfig::new(args.scale, out);
+    config.members = members;
+    config.events = events;
+    config.seed = args.seed;
+    if let Some(d) = args.end_date {
+        config.end_date = d;
+    }
+    if let Some(t) = args.threads {
+        if t == 0 {
+            return Err(CliError::user("--threads must be at least 1"));
+        }
+        config.threads = t;
+    }
+    let started = Instant::now();
+    let summary = generate_with_progress(&config)?;
+    let secs = started.elapsed().as_secs_f64();
+    let ev = summary.rows_of("events");
+    println!(
+        "generated {} members, {} events, {} orders, {} tags, {} identities into {} ({} files per table, {:.1} MB) in {:.1} s: {:.2}M events/s",
+        summary.rows_of("members"),
+        ev,
+        summary.rows_of("orders"),
+        summary.rows_of("member_tags"),
+        summary.rows_of("identities"),
+        config.out.display(),
+        summary.files_per_table,
+        summary.bytes as f64 / 1e6,
+        secs,
+        ev as f64 / secs / 1e6,
+    );
+    Ok(())
+}
+
+fn scale_name(scale: Scale) -> &'static str {
+    match scale {
+        Scale::Tiny => "tiny",
+        Scale::S => "s",
+        Scale::M => "m",
+        Scale::L => "l",
+        Scale::Xl => "xl",
+    }
+}
+
+/// Generates `config`'s dataset, showing progress on stderr.
+pub(crate) fn generate_with_progress(config: &GenConfig) -> Result<GenSummary, CliError> {
+    let progress = GenProgress::default();
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| show_progress(config, &progress, &done));
+        let result = audience_data::generate(config, &progress);
+        done.store(true, Ordering::Relaxed);
+        result
+    });
+    result.map_err(|e| match e {
+        audience_data::GenError::Invalid(msg) => CliError::user(msg),
+        other => CliError::user(other.to_string()),
+    })
+}
+
+/// A progress bar with events/s on a terminal; a log line every few seconds otherwise.
+fn show_progress(config: &GenConfig, progress: &GenProgress, done: &AtomicBool) {
+    let started = Instant::now();
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(config.events), ProgressDrawTarget::stderr());
+        // ok: a constant, valid template
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} events ({per_sec}, eta {eta})",
+        )
+        .expect("valid template");
+        bar.set_style(style);
+        while !done.load(Ordering::Relaxed) {
+            bar.set_position(progress.events().min(config.events));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    } else {
+        let mut last_log = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if last_log.elapsed() >= Duration::from_secs(5) {
+                last_log = Instant::now();
+                let events = progress.events();
+                tracing::info!(
+                    events,
+                    of = config.events,
+                    events_per_sec = (events as f64 / started.elapsed().as_secs_f64()) as u64,
+                    "generating"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `audience`: the command-line front of the Audience engine.
+
+mod cli;
+mod error;
+mod generate;
+mod logging;
+mod output;
+mod query;
+mod render;
+mod sample;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_format);
+    error::install_panic_hook();
+    let result = match cli.command {
+        Command::Gen(args) => generate::run(args),
+        Command::Query(args) => query::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}

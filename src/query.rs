@@ -1,0 +1,97 @@
+//! `audience query`: runs SQL over the configured tables and writes the last result.
+
+use std::io::{IsTerminal, Read};
+
+use audience_engine::{Engine, EngineConfig, TableConfig};
+
+use crate::cli::QueryArgs;
+use crate::error::CliError;
+use crate::output::Output;
+
+pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
+    let sql = read_sql(&args)?;
+    let config = engine_config(&args)?;
+    // Open the output first: an unwritable -o fails before any work is done.
+    let output = Output::open(args.output.as_deref(), args.format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(async move {
+        // A panic inside the engine surfaces as a failed task, not a crash.
+        tokio::spawn(async move {
+            let engine = Engine::start(&config).await?;
+            let frame = engine.sql(&sql).await?;
+            let stream = frame.execute_stream().await?;
+            output.write_stream(stream).await
+        })
+        .await
+    });
+    match result {
+        Ok(r) => r,
+        Err(join) => Err(CliError::internal(format!("query task failed: {join}"))),
+    }
+}
+
+fn read_sql(args: &QueryArgs) -> Result<String, CliError> {
+    if let Some(sql) = &args.sql {
+        return Ok(sql.clone());
+    }
+    if let Some(path) = &args.file {
+        return std::fs::read_to_string(path)
+            .map_err(|e| CliError::user(format!("cannot read SQL file {}: {e}", path.display())));
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(CliError::user(
+            "no SQL given: pass it as an argument, with -f FILE, or on stdin",
+        ));
+    }
+    let mut sql = String::new();
+    std::io::stdin()
+        .read_to_string(&mut sql)
+        .map_err(|e| CliError::user(format!("cannot read SQL from stdin: {e}")))?;
+    Ok(sql)
+}
+
+/// Defaults, then --config, then AUDIENCE_* variables, then flags. With no data
+/// configured at all, the embedded sample dataset.
+fn engine_config(args: &QueryArgs) -> Result<EngineConfig, CliError> {
+    let mut config = match &args.config {
+        Some(path) => EngineConfig::from_file(path)?,
+        None => EngineConfig::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    if let Some(dir) = &args.data {
+        config.data.dir = dir.clone();
+    }
+    for spec in &args.tables {
+        let Some((name, location)) = spec
+            .split_once('=')
+            .filter(|(n, l)| !n.is_empty() && !l.is_empty())
+        else {
+            return Err(CliError::user(format!(
+                "--table expects NAME=PATH, got '{spec}'"
+            )));
+        };
+        config.tables.insert(
+            name.to_string(),
+            TableConfig::Location(location.to_string()),
+        );
+    }
+    if let Some(limit) = &args.memory_limit {
+        config.engine.memory_limit = limit.clone();
+    }
+    if let Some(n) = args.target_partitions {
+        config.engine.target_partitions = n;
+    }
+    if let Some(n) = args.batch_size {
+        config.engine.batch_size = n;
+    }
+    if args.config.is_none() && config.data.dir.is_empty() && config.tables.is_empty() {
+        config.data.dir = crate::sample::ensure_sample()?
+            .to_string_lossy()
+            .into_owned();
+    }
+    config.validate()?;
+    Ok(config)
+}
