@@ -91,12 +91,10 @@ fn show_progress(config: &GenConfig, progress: &GenProgress, done: &AtomicBool) 
     let started = Instant::now();
     if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(config.events), ProgressDrawTarget::stderr());
-        // ok: a constant, valid template
-        let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} events ({per_sec}, eta {eta})",
-        )
-        .expect("valid template");
-        bar.set_style(style);
+        let template = "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} events ({per_sec}, eta {eta})";
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
         while !done.load(Ordering::Relaxed) {
             bar.set_position(progress.events().min(config.events));
             std::thread::sleep(Duration::from_millis(100));

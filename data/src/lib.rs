@@ -73,8 +73,7 @@ impl std::str::FromStr for Scale {
 
 /// The default end date (exclusive): the window then holds 618, 11.11 and a Chinese New Year.
 pub fn default_end_date() -> NaiveDate {
-    // ok: a valid constant date
-    NaiveDate::from_ymd_opt(2026, 12, 1).expect("valid date")
+    NaiveDate::from_ymd_opt(2026, 12, 1).expect("valid date") // ok: a constant, valid date
 }
 
 /// What to generate, and where.

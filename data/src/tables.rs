@@ -93,8 +93,9 @@ fn codes<'a>(codes: &'a [u8], vocab: &'a [&'a str]) -> ArrayRef {
 }
 
 fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
-    // ok: every buffer pushes one value per column per row, so lengths and types match the schema.
-    RecordBatch::try_new(Arc::clone(schema), columns).expect("column buffers match their schema")
+    // Every buffer pushes one value per column per row, so lengths and types match the schema.
+    let batch = RecordBatch::try_new(Arc::clone(schema), columns);
+    batch.expect("column buffers match their schema") // ok: see above
 }
 
 fn ts_array(values: Vec<i64>) -> ArrayRef {

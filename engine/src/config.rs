@@ -81,8 +81,7 @@ impl TableConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        // ok: the checked-in defaults are parsed by a unit test
-        toml::from_str(DEFAULT_CONFIG).expect("default config parses")
+        toml::from_str(DEFAULT_CONFIG).expect("default config parses") // ok: a unit test parses it
     }
 }
 
@@ -172,19 +171,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_parse_and_validate() {
+    fn defaults_parse_and_validate() -> Result<(), EngineError> {
         let c = EngineConfig::default();
         assert_eq!(c.engine.memory_limit, "75%");
         assert_eq!(c.engine.batch_size, 8192);
-        c.validate().unwrap();
+        c.validate()?;
+        Ok(())
     }
 
     #[test]
-    fn file_then_env_override_defaults() {
+    fn file_then_env_override_defaults() -> Result<(), EngineError> {
         let mut c = EngineConfig::from_toml(
             "[engine]\nbatch_size = 100\n[tables]\nevents = { location = \"/x\", sort_order = [\"member_id\"] }\n",
-        )
-        .unwrap();
+        )?;
         assert_eq!(c.engine.batch_size, 100);
         assert_eq!(c.engine.memory_limit, "75%");
         assert_eq!(c.tables["events"].sort_order(), ["member_id".to_string()]);
@@ -192,22 +191,26 @@ mod tests {
             ("AUDIENCE_BATCH_SIZE".into(), "7".into()),
             ("AUDIENCE_TABLE_ORDERS".into(), "/o".into()),
             ("HOME".into(), "/root".into()),
-        ])
-        .unwrap();
+        ])?;
         assert_eq!(c.engine.batch_size, 7);
         assert_eq!(c.tables["orders"].location(), "/o");
+        Ok(())
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_are_rejected() {
-        let e = EngineConfig::from_toml("[engine]\nmemory_limt = \"1GB\"\n").unwrap_err();
+    fn unknown_keys_and_bad_values_are_rejected() -> Result<(), EngineError> {
+        let e = EngineConfig::from_toml("[engine]\nmemory_limt = \"1GB\"\n")
+            .err()
+            .ok_or(EngineError::Internal("expected an error".into()))?;
         assert!(e.to_string().contains("memory_limt"), "{e}");
         let mut c = EngineConfig::default();
         let e = c
             .apply_env([("AUDIENCE_BATCH_SIZE".into(), "lots".into())])
-            .unwrap_err();
+            .err()
+            .ok_or(EngineError::Internal("expected an error".into()))?;
         assert!(e.to_string().contains("AUDIENCE_BATCH_SIZE"), "{e}");
         c.engine.memory_limit = "12 parsecs".into();
         assert!(c.validate().is_err());
+        Ok(())
     }
 }
