@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit, integration and
-# end-to-end tests. CI (.ci/run) runs exactly this.
+# end-to-end tests (including the differential test against real ClickHouse).
+# CI (.ci/run) runs exactly this. Needs the Rust toolchain, cargo-nextest and
+# Python 3.11; installs the Python test packages into .venv itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "python test venv (.venv: chdb, pyarrow)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clickhouse/requirements.txt
 
 step "formatting"
 cargo fmt --all -- --check

@@ -73,6 +73,8 @@ fn describe(e: &DataFusionError) -> String {
     let mut msg = match e.find_root() {
         // DataFusion prints parser errors with Debug; the parser's own Display is clearer
         DataFusionError::SQL(parser, _) => format!("SQL error: {parser}"),
+        // an argument error raised inside an optimizer rule reads best without the rule's name
+        root @ DataFusionError::Plan(_) => root.to_string(),
         _ => e.to_string(),
     };
     if let DataFusionError::ResourcesExhausted(_) = e.find_root() {

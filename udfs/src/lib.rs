@@ -4,9 +4,17 @@
 //! engine-agnostic, so the CLI, the Flight SQL server and Ballista executors
 //! load the same set.
 
+mod args;
+mod event_list;
+mod retention;
+mod window_funnel;
+
 use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
+
+pub use retention::Retention;
+pub use window_funnel::WindowFunnel;
 
 /// Every Audience function, by kind.
 #[derive(Debug, Default)]
@@ -19,7 +27,13 @@ pub struct Functions {
 
 /// Every Audience function, each listed once.
 pub fn all_functions() -> Functions {
-    Functions::default()
+    Functions {
+        scalar: vec![],
+        aggregate: vec![
+            AggregateUDF::new_from_impl(WindowFunnel::default()),
+            AggregateUDF::new_from_impl(Retention::default()),
+        ],
+    }
 }
 
 /// Registers every function of [`all_functions`] on `ctx`.
@@ -32,4 +46,38 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
         ctx.register_udaf(f);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_are_unique_and_documented() {
+        let f = all_functions();
+        let mut names = HashSet::new();
+        let scalar = f.scalar.iter().map(|u| {
+            (
+                u.name().to_string(),
+                u.aliases().to_vec(),
+                u.documentation().is_some(),
+            )
+        });
+        let aggregate = f.aggregate.iter().map(|u| {
+            (
+                u.name().to_string(),
+                u.aliases().to_vec(),
+                u.documentation().is_some(),
+            )
+        });
+        for (name, aliases, documented) in scalar.chain(aggregate) {
+            assert!(documented, "{name} has no documentation");
+            for n in std::iter::once(name.clone()).chain(aliases) {
+                assert!(names.insert(n.clone()), "{n} is registered twice");
+            }
+        }
+        assert!(names.contains("window_funnel") && names.contains("retention"));
+    }
 }

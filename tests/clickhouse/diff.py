@@ -1,0 +1,163 @@
+"""Differential test: Audience's behavioral aggregates against real ClickHouse (chDB).
+
+Generates seeded, adversarial event tables (many equal timestamps, repeats,
+single-event members, long histories, events exactly on window edges, NULLs),
+runs every function and mode on both engines over the same Parquet file, and
+compares the answers member by member, using the mapping of shared/SPEC.md.
+
+Usage: diff.py AUDIENCE_BINARY WORK_DIR [SEED ...]
+Prints one line per comparison and exits non-zero on any mismatch.
+"""
+
+import csv
+import io
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import chdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MICROS = 1_000_000
+BASE = 1_767_225_600 * MICROS  # 2026-01-01 00:00:00 UTC
+CONDITIONS = 4
+
+# (window seconds, mode) pairs for window_funnel
+FUNNELS = [
+    (0, ""),
+    (60, ""),
+    (3600, ""),
+    (3600, "strict_deduplication"),
+    (3600, "strict_order"),
+    (3600, "strict_increase"),
+    (3600, "strict_once"),
+    (3600, "strict_order,allow_reentry"),
+    (3600, "strict_deduplication,strict_increase"),
+    (3600, "strict_order,strict_once"),
+    (3600, "strict_increase,strict_once"),
+    (0, "strict_increase"),
+    (0, "strict_once"),
+]
+
+
+def events(seed: int) -> pa.Table:
+    """One adversarial event table."""
+    rnd = random.Random(seed)
+    rows = {"member_id": [], "ts": [], **{f"c{k}": [] for k in range(1, CONDITIONS + 1)}}
+
+    def add(member, ts, conds):
+        rows["member_id"].append(member)
+        rows["ts"].append(ts)
+        for k in range(CONDITIONS):
+            rows[f"c{k + 1}"].append(conds[k])
+
+    for member in range(1, 1501):
+        shape = rnd.choice(["single", "ties", "edges", "long", "plain", "nulls"])
+        n = {"single": 1, "long": rnd.randint(100, 400)}.get(shape, rnd.randint(2, 25))
+        t = BASE + rnd.randint(0, 86_400) * MICROS
+        for _ in range(n):
+            if shape == "ties":
+                ts = t + rnd.choice([0, 0, 1, 2]) * MICROS
+            elif shape == "edges":
+                ts = t + rnd.choice([0, 60, 3600, 3601, 7200, 59, 61]) * MICROS
+            else:
+                t += int(rnd.expovariate(1 / 900) * MICROS)
+                ts = t
+            conds = [rnd.random() < 0.35 for _ in range(CONDITIONS)]
+            if shape == "nulls" or rnd.random() < 0.02:
+                conds = [None if rnd.random() < 0.3 else c for c in conds]
+            if rnd.random() < 0.01:
+                ts = None
+            add(member, ts, conds)
+    schema = pa.schema(
+        [("member_id", pa.int64()), ("ts", pa.timestamp("us"))]
+        + [(f"c{k}", pa.bool_()) for k in range(1, CONDITIONS + 1)]
+    )
+    return pa.table(rows, schema=schema)
+
+
+def conds(n: int) -> str:
+    return ", ".join(f"c{k}" for k in range(1, n + 1))
+
+
+def audience_sql(table: str) -> str:
+    cols = []
+    for i, (window, mode) in enumerate(FUNNELS):
+        for n in (1, 2, 4):
+            cols.append(f"window_funnel({window}, '{mode}', ts, {conds(n)}) AS f{i}_{n}")
+    cols.append(f"retention({conds(2)}) AS r2")
+    cols.append(f"retention({conds(4)}) AS r4")
+    return f"SELECT member_id, {', '.join(cols)} FROM {table} GROUP BY member_id ORDER BY member_id"
+
+
+def clickhouse_sql(path: str) -> str:
+    ts = "toUInt64(toUnixTimestamp64Micro(ts))"
+    cols = []
+    for i, (window, mode) in enumerate(FUNNELS):
+        params = ", ".join([str(window * MICROS)] + [f"'{m}'" for m in mode.split(",") if m])
+        for n in (1, 2, 4):
+            cols.append(f"windowFunnel({params})({ts}, {conds(n)}) AS f{i}_{n}")
+    cols.append(f"retention({conds(2)}) AS r2")
+    cols.append(f"retention({conds(4)}) AS r4")
+    return (
+        f"SELECT member_id, {', '.join(cols)} FROM file('{path}', Parquet) "
+        f"GROUP BY member_id ORDER BY member_id"
+    )
+
+
+def normalise(value: str, column: str) -> str:
+    """One spelling for both engines: NULL as '', arrays as [a,b] with no spaces."""
+    v = value.strip()
+    if v in ("\\N", "NULL"):
+        return ""
+    return v.replace(" ", "")
+
+
+def rows(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    return header, {r[0]: r for r in reader}
+
+
+def compare(seed: int, audience: str, work: Path) -> int:
+    path = work / f"events-{seed}.parquet"
+    pq.write_table(events(seed), path, row_group_size=4096)
+    ours = subprocess.run(
+        [audience, "query", "--table", f"t={path}", "--format", "csv", audience_sql("t")],
+        capture_output=True, text=True, check=False,
+    )
+    if ours.returncode != 0:
+        print(f"seed {seed}: audience failed: {ours.stderr}")
+        return 1
+    theirs = chdb.query(clickhouse_sql(str(path)), "CSVWithNames").bytes().decode()
+    header, a = rows(ours.stdout)
+    _, c = rows(theirs)
+    mismatches = 0
+    if a.keys() != c.keys():
+        print(f"seed {seed}: member sets differ: {len(a)} vs {len(c)}")
+        return 1
+    for member, arow in a.items():
+        crow = c[member]
+        for col, x, y in zip(header[1:], arow[1:], crow[1:]):
+            if normalise(x, col) != normalise(y, col):
+                mismatches += 1
+                if mismatches <= 20:
+                    print(f"seed {seed} member {member} {col}: audience {x!r} clickhouse {y!r}")
+    compared = len(a) * (len(header) - 1)
+    print(f"seed {seed}: {compared} values compared, {mismatches} mismatches")
+    return mismatches
+
+
+def main() -> int:
+    audience, work = sys.argv[1], Path(sys.argv[2])
+    seeds = [int(s) for s in sys.argv[3:]] or [1, 2, 3]
+    work.mkdir(parents=True, exist_ok=True)
+    total = sum(compare(seed, audience, work) for seed in seeds)
+    print(f"{total} mismatches in all")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
