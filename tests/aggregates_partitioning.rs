@@ -10,13 +10,16 @@ const QUERY: &str = "SELECT member_id,
     window_funnel(INTERVAL '7 days', '', ts, event = 'view', event = 'cart', event = 'order', event = 'pay') AS f,
     window_funnel(3600, 'strict_once,strict_increase', ts, event = 'view', event = 'cart', event = 'pay') AS g,
     window_funnel(86400, 'strict_order', ts, event = 'search', event = 'view') AS h,
-    retention(event = 'view', event = 'cart', event = 'pay') AS r
+    retention(event = 'view', event = 'cart', event = 'pay') AS r,
+    sequence_match('(?1).*(?2)(?t<=3600)', ts, event = 'cart', event = 'pay') AS sm,
+    sequence_count('(?1).*(?2)', ts, event = 'view', event = 'cart', event = 'pay') AS sc
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.
 const BY_CHANNEL: &str = "SELECT channel,
     window_funnel(INTERVAL '1 day', '', ts, event = 'view', event = 'cart', event = 'order') AS f,
-    retention(event = 'view', event = 'pay') AS r
+    retention(event = 'view', event = 'pay') AS r,
+    sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc
   FROM events GROUP BY channel ORDER BY channel";
 
 async fn run(data: &str, partitions: usize, batch_size: usize, sql: &str) -> String {

@@ -7,6 +7,9 @@
 mod args;
 mod event_list;
 mod retention;
+mod sequence_count;
+mod sequence_match;
+mod sequence_pattern;
 mod window_funnel;
 
 use datafusion::error::Result;
@@ -14,6 +17,8 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 pub use retention::Retention;
+pub use sequence_count::SequenceCount;
+pub use sequence_match::SequenceMatch;
 pub use window_funnel::WindowFunnel;
 
 /// Every Audience function, by kind.
@@ -32,6 +37,8 @@ pub fn all_functions() -> Functions {
         aggregate: vec![
             AggregateUDF::new_from_impl(WindowFunnel::default()),
             AggregateUDF::new_from_impl(Retention::default()),
+            AggregateUDF::new_from_impl(SequenceMatch::default()),
+            AggregateUDF::new_from_impl(SequenceCount::default()),
         ],
     }
 }
