@@ -220,3 +220,46 @@ fn events_scan_declares_the_member_ts_order() {
         "{out}"
     );
 }
+
+#[test]
+fn recipes_run_on_the_sample() {
+    sample_dir();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/recipes");
+    let mut recipes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 3, "{recipes:?}");
+    for recipe in &recipes {
+        let out = audience(&["query", "--format", "csv", "-f", recipe.to_str().unwrap()]).ok();
+        assert!(
+            csv_rows(&out).len() >= 1,
+            "{}: no rows\n{out}",
+            recipe.display()
+        );
+    }
+    // the funnel recipe: members per step never grow, and step 1 is everyone who viewed
+    let out = audience(&[
+        "query",
+        "--format",
+        "csv",
+        "-f",
+        dir.join("funnel_conversion.sql").to_str().unwrap(),
+    ])
+    .ok();
+    let members: Vec<u64> = csv_rows(&out)
+        .iter()
+        .map(|r| r[2].parse().unwrap())
+        .collect();
+    assert_eq!(members.len(), 4, "{out}");
+    assert!(members.windows(2).all(|w| w[0] >= w[1]), "{out}");
+    let viewers = audience(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT member_id) FROM events WHERE event = 'view'",
+    ])
+    .ok();
+    assert_eq!(csv_rows(&viewers)[0][0].parse::<u64>().unwrap(), members[0]);
+}
