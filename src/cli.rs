@@ -90,6 +90,9 @@ pub(crate) struct QueryArgs {
     /// Rows per internal batch.
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+    /// Print to stderr how long startup (tables) and the query took.
+    #[arg(long)]
+    pub(crate) timing: bool,
 }
 
 /// Result formats of `audience query`.

@@ -1,6 +1,7 @@
 //! `audience query`: runs SQL over the configured tables and writes the last result.
 
 use std::io::{IsTerminal, Read};
+use std::time::Instant;
 
 use audience_engine::{Engine, EngineConfig, TableConfig};
 
@@ -10,6 +11,7 @@ use crate::output::Output;
 
 pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
     let sql = read_sql(&args)?;
+    let timing = args.timing;
     let config = engine_config(&args)?;
     // Open the output first: an unwritable -o fails before any work is done.
     let output = Output::open(args.output.as_deref(), args.format)?;
@@ -20,10 +22,20 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
     let result = runtime.block_on(async move {
         // A panic inside the engine surfaces as a failed task, not a crash.
         tokio::spawn(async move {
+            let started = Instant::now();
             let engine = Engine::start(&config).await?;
+            let registered = Instant::now();
             let frame = engine.sql(&sql).await?;
             let stream = frame.execute_stream().await?;
-            output.write_stream(stream).await
+            output.write_stream(stream).await?;
+            if timing {
+                eprintln!(
+                    "timing: startup {:.3} s, query {:.3} s",
+                    (registered - started).as_secs_f64(),
+                    registered.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
         })
         .await
     });
