@@ -5,6 +5,7 @@
 //! load the same set.
 
 mod args;
+mod docs;
 mod event_list;
 mod retention;
 mod sequence_count;
@@ -16,6 +17,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use docs::{documented_functions, example_queries, reference_markdown};
 pub use retention::Retention;
 pub use sequence_count::SequenceCount;
 pub use sequence_match::SequenceMatch;
