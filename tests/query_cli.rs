@@ -234,7 +234,7 @@ fn recipes_run_on_the_sample() {
     for recipe in &recipes {
         let out = audience(&["query", "--format", "csv", "-f", recipe.to_str().unwrap()]).ok();
         assert!(
-            csv_rows(&out).len() >= 1,
+            !csv_rows(&out).is_empty(),
             "{}: no rows\n{out}",
             recipe.display()
         );
