@@ -100,7 +100,7 @@ impl Model {
         let per_member = events as f64 / members.max(1) as f64;
         // Members registered during the window are active for part of it only;
         // the draw's mean is scaled so the total lands near `events`.
-        let mean_events = per_member * 0.93;
+        let mean_events = per_member * 0.995;
         Model {
             seed,
             cal,
