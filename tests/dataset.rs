@@ -140,6 +140,9 @@ async fn behaviors_hold() {
     assert_eq!(events as u64, summary.rows_of("events"));
     within("events per member", events / n, 70.0, 130.0);
 
+    // a member's events have distinct timestamps, so every engine orders a history the same way
+    assert_eq!(row(&engine, "SELECT count(*) FROM (SELECT member_id, ts FROM events GROUP BY member_id, ts HAVING count(*) > 1)").await, [0.0]);
+
     // every pay event has exactly one order with the same member, time, channel and amount
     let [pays, orders, matched] = row(&engine, "SELECT (SELECT count(*) FROM events WHERE event = 'pay') AS pays, (SELECT count(*) FROM orders) AS orders, \
         (SELECT count(*) FROM events e JOIN orders o ON e.member_id = o.member_id AND e.ts = o.ts AND e.channel = o.channel AND e.amount = o.amount WHERE e.event = 'pay') AS matched").await[..] else { unreachable!() };

@@ -263,3 +263,24 @@ fn recipes_run_on_the_sample() {
     .ok();
     assert_eq!(csv_rows(&viewers)[0][0].parse::<u64>().unwrap(), members[0]);
 }
+
+#[test]
+fn per_member_aggregates_stream_without_repartition() {
+    // Files hold disjoint member ranges, so the scan declares range partitioning on
+    // member_id: one aggregation phase, sorted (streaming), and no RepartitionExec.
+    let plan = audience(&[
+        "query",
+        "--target-partitions",
+        "2",
+        "--format",
+        "csv",
+        "EXPLAIN SELECT member_id, window_funnel(3600, '', ts, event = 'view', event = 'pay') FROM events GROUP BY member_id",
+    ])
+    .ok();
+    assert!(
+        plan.contains("AggregateExec: mode=SinglePartitioned"),
+        "{plan}"
+    );
+    assert!(plan.contains("ordering_mode=Sorted"), "{plan}");
+    assert!(!plan.contains("RepartitionExec"), "{plan}");
+}

@@ -198,12 +198,17 @@ impl Model {
         self.write_identities(&p, rows);
     }
 
-    fn write_events(&self, p: &Profile, events: &[Event], rows: &mut Rows) -> Summary {
+    fn write_events(&self, p: &Profile, events: &mut [Event], rows: &mut Rows) -> Summary {
         let mut s = Summary::default();
         let id = p.id as i64;
         let e = &mut rows.events;
         let mut channels = 0u8;
-        for x in events {
+        // One member's events get distinct timestamps (ties move 1 µs later), so
+        // every engine orders a member's history the same way.
+        let mut previous = i64::MIN;
+        for x in events.iter_mut() {
+            x.ts = x.ts.max(previous + 1);
+            previous = x.ts;
             e.member_id.push(id);
             e.ts.push(x.ts);
             e.event.push(x.event);

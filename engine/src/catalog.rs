@@ -11,6 +11,7 @@ use datafusion::logical_expr::{SortExpr, col};
 use datafusion::prelude::SessionContext;
 
 use crate::error::EngineError;
+use crate::member_ranges::member_range_partitioning;
 
 /// The sort order the dataset layout (`shared/DATASET.md`) promises for a table
 /// found in a dataset folder, if any.
@@ -91,6 +92,12 @@ pub(crate) async fn register_parquet(
             .map(|c| col(*c).sort(true, false))
             .collect();
         options = options.with_file_sort_order(vec![order]);
+        if sort_order[0] == "member_id" && path.is_dir() {
+            let partitions = state.config().target_partitions();
+            let declared = member_range_partitioning(&path, "member_id", partitions);
+            tracing::debug!(table = name, ?declared, "member-range partitioning");
+            options = options.with_output_partitioning(declared);
+        }
     }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)

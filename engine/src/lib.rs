@@ -5,6 +5,7 @@
 mod catalog;
 mod config;
 mod error;
+mod member_ranges;
 mod memory;
 mod session;
 

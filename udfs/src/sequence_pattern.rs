@@ -330,32 +330,31 @@ mod tests {
         }
     }
 
-    fn pattern(text: &str) -> Pattern {
-        match Pattern::parse("t", text, 3) {
-            Ok(p) => p,
-            Err(e) => panic!("{text}: {e}"),
-        }
+    fn pattern(text: &str) -> Result<Pattern> {
+        Pattern::parse("t", text, 3)
     }
 
     #[test]
-    fn plain_patterns_need_adjacent_events() {
+    fn plain_patterns_need_adjacent_events() -> Result<()> {
         let events = [ev(0, &[1]), ev(1, &[3]), ev(2, &[2])];
-        assert!(!pattern("(?1)(?2)").matches(&events).unwrap());
-        assert!(pattern("(?1).*(?2)").matches(&events).unwrap());
-        assert!(pattern("(?1).(?2)").matches(&events).unwrap());
-        assert!(pattern("").matches(&events).unwrap());
+        assert!(!pattern("(?1)(?2)")?.matches(&events)?);
+        assert!(pattern("(?1).*(?2)")?.matches(&events)?);
+        assert!(pattern("(?1).(?2)")?.matches(&events)?);
+        assert!(pattern("")?.matches(&events)?);
+        Ok(())
     }
 
     #[test]
-    fn time_conditions_compare_with_the_previous_event() {
+    fn time_conditions_compare_with_the_previous_event() -> Result<()> {
         let events = [ev(0, &[1]), ev(5, &[3]), ev(20, &[2])];
-        assert!(pattern("(?1).*(?2)(?t<=20)").matches(&events).unwrap());
-        assert!(pattern("(?1)(?t>=10)(?2)").matches(&events).unwrap());
-        assert!(!pattern("(?1)(?t<10).*(?2)").matches(&events[..1]).unwrap());
-        assert_eq!(pattern("(?1).*(?2)").count(&events).unwrap(), 1);
+        assert!(pattern("(?1).*(?2)(?t<=20)")?.matches(&events)?);
+        assert!(pattern("(?1)(?t>=10)(?2)")?.matches(&events)?);
+        assert!(!pattern("(?1)(?t<10).*(?2)")?.matches(&events[..1])?);
+        assert_eq!(pattern("(?1).*(?2)")?.count(&events)?, 1);
         let twice = [ev(0, &[1]), ev(1, &[2]), ev(2, &[1]), ev(3, &[2])];
-        assert_eq!(pattern("(?1)(?2)").count(&twice).unwrap(), 2);
-        assert_eq!(pattern("(?1).*(?2)").count(&twice).unwrap(), 2);
+        assert_eq!(pattern("(?1)(?2)")?.count(&twice)?, 2);
+        assert_eq!(pattern("(?1).*(?2)")?.count(&twice)?, 2);
+        Ok(())
     }
 
     #[test]
