@@ -91,12 +91,15 @@ fn show_progress(config: &GenConfig, progress: &GenProgress, done: &AtomicBool) 
     let started = Instant::now();
     if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(config.events), ProgressDrawTarget::stderr());
-        let template = "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} events ({per_sec}, eta {eta})";
+        let template = "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/~{human_len} events ({msg}, eta {eta})";
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         while !done.load(Ordering::Relaxed) {
-            bar.set_position(progress.events().min(config.events));
+            let events = progress.events();
+            bar.set_position(events.min(config.events));
+            let rate = events as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.2}M events/s", rate / 1e6));
             std::thread::sleep(Duration::from_millis(100));
         }
         bar.finish_and_clear();
