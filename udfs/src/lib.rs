@@ -8,6 +8,7 @@ mod args;
 mod docs;
 mod event_list;
 mod retention;
+mod sequence_aggregate;
 mod sequence_count;
 mod sequence_match;
 mod sequence_pattern;
@@ -19,8 +20,8 @@ use datafusion::prelude::SessionContext;
 
 pub use docs::{documented_functions, example_queries, reference_markdown};
 pub use retention::Retention;
-pub use sequence_count::SequenceCount;
-pub use sequence_match::SequenceMatch;
+pub use sequence_count::sequence_count;
+pub use sequence_match::sequence_match;
 pub use window_funnel::WindowFunnel;
 
 /// Every Audience function, by kind.
@@ -39,8 +40,8 @@ pub fn all_functions() -> Functions {
         aggregate: vec![
             AggregateUDF::new_from_impl(WindowFunnel::default()),
             AggregateUDF::new_from_impl(Retention::default()),
-            AggregateUDF::new_from_impl(SequenceMatch::default()),
-            AggregateUDF::new_from_impl(SequenceCount::default()),
+            sequence_match(),
+            sequence_count(),
         ],
     }
 }

@@ -1,23 +1,10 @@
 //! `sequence_match(pattern, ts, cond1, …, condN)` → BOOLEAN (ClickHouse `sequenceMatch`).
 
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::Result;
-use datafusion::logical_expr::function::{
-    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
-};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::AggregateUDF;
 use datafusion_macros::user_doc;
 
-use crate::event_list::{EventAccumulator, EventGroups, state_fields};
-use crate::sequence_pattern::{SEQUENCE_TS, SequenceFinish, SequenceKind};
-
-const NAME: &str = "sequence_match";
-const KIND: SequenceKind = SequenceKind::Match;
+use crate::sequence_aggregate::SequenceAggregate;
+use crate::sequence_pattern::SequenceKind;
 
 #[user_doc(
     doc_section(label = "Audience Behavioral Functions"),
@@ -42,70 +29,14 @@ NULL is skipped; a group with no usable row returns NULL.",
         description = "2 to 32 BOOLEAN conditions, named (?1)..(?N) in the pattern."
     )
 )]
+/// The documentation of `sequence_match`.
+struct SequenceMatchDoc;
+
 /// The `sequence_match` aggregate.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct SequenceMatch {
-    signature: Signature,
-}
-
-impl Default for SequenceMatch {
-    fn default() -> Self {
-        SequenceMatch {
-            signature: Signature::variadic_any(Volatility::Immutable),
-        }
-    }
-}
-
-impl AggregateUDFImpl for SequenceMatch {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        SequenceFinish::return_type(NAME, KIND, arg_types)
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let finish = SequenceFinish::from_physical(NAME, KIND, &args)?;
-        Ok(Box::new(EventAccumulator::new(
-            Arc::new(finish),
-            SEQUENCE_TS,
-        )))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let finish = SequenceFinish::from_physical(NAME, KIND, &args)?;
-        Ok(Box::new(EventGroups::new(Arc::new(finish), SEQUENCE_TS)))
-    }
-
-    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        // Checks the pattern while planning, before any row is read.
-        Some(Box::new(|function, _| {
-            SequenceFinish::check_logical(NAME, KIND, &function.params.args)?;
-            Ok(Expr::AggregateFunction(function))
-        }))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+pub fn sequence_match() -> AggregateUDF {
+    AggregateUDF::new_from_impl(SequenceAggregate::new(
+        "sequence_match",
+        SequenceKind::Match,
+        SequenceMatchDoc.doc(),
+    ))
 }
