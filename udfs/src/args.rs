@@ -117,6 +117,15 @@ pub(crate) fn check_time_and_conditions(
     if !is_time(ts) {
         return plan_err!("{function}: ts must be a TIMESTAMP or DATE, got {ts}");
     }
+    check_conditions(function, conditions, min_conditions)
+}
+
+/// Checks the count (`min_conditions`..=32) and BOOLEAN type of the conditions.
+pub(crate) fn check_conditions(
+    function: &str,
+    conditions: &[DataType],
+    min_conditions: usize,
+) -> Result<()> {
     if conditions.len() < min_conditions || conditions.len() > MAX_CONDITIONS {
         return plan_err!(
             "{function}: takes {min_conditions} to {MAX_CONDITIONS} conditions, got {}",

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{MAX_CONDITIONS, condition_masks};
+use crate::args::{check_conditions, condition_masks};
 
 const NAME: &str = "retention";
 
@@ -94,17 +94,7 @@ impl AggregateUDFImpl for Retention {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if arg_types.len() < 2 || arg_types.len() > MAX_CONDITIONS {
-            return plan_err!(
-                "{NAME}: takes 2 to {MAX_CONDITIONS} conditions, got {}",
-                arg_types.len()
-            );
-        }
-        for (i, t) in arg_types.iter().enumerate() {
-            if !matches!(t, DataType::Boolean | DataType::Null) {
-                return plan_err!("{NAME}: condition {} must be BOOLEAN, got {t}", i + 1);
-            }
-        }
+        check_conditions(NAME, arg_types, 2)?;
         Ok(DataType::new_list(DataType::UInt8, false))
     }
 
