@@ -80,10 +80,7 @@ pub(crate) fn generate_with_progress(config: &GenConfig) -> Result<GenSummary, C
         done.store(true, Ordering::Relaxed);
         result
     });
-    result.map_err(|e| match e {
-        audience_data::GenError::Invalid(msg) => CliError::user(msg),
-        other => CliError::user(other.to_string()),
-    })
+    result.map_err(|e| CliError::user(e.to_string()))
 }
 
 /// A progress bar with events/s on a terminal; a log line every few seconds otherwise.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
@@ -138,6 +138,11 @@ pub(crate) fn check_conditions(
         }
     }
     Ok(())
+}
+
+/// Whether row `i` passes an aggregate's `FILTER (WHERE …)` clause (no clause: every row).
+pub(crate) fn passes_filter(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
 }
 
 /// Timestamps as microseconds since the epoch, with their nulls.

@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32T
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
-use crate::args::{condition_masks, micros};
+use crate::args::{condition_masks, micros, passes_filter};
 
 /// One usable row: when, and which conditions held (bit `k` = condition `k+1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
         self.seen.resize(total_num_groups, false);
         let batch = BatchEvents::new(values, self.ts_index)?;
         for (i, &g) in group_indices.iter().enumerate() {
-            if !batch.usable(i) || opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i)) {
+            if !batch.usable(i) || !passes_filter(opt_filter, i) {
                 continue;
             }
             self.seen[g] = true;
@@ -194,6 +194,8 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
     ) -> Result<()> {
         self.seen.resize(total_num_groups, false);
         let (ts, masks, seen) = state_columns(values)?;
+        let tv = ts.values().as_primitive::<Int64Type>().values();
+        let mv = masks.values().as_primitive::<UInt32Type>().values();
         for (i, &g) in group_indices.iter().enumerate() {
             if seen.is_valid(i) && seen.value(i) {
                 self.seen[g] = true;
@@ -206,8 +208,6 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
                 ts.value_offsets()[i + 1] as usize,
             );
             let mstart = masks.value_offsets()[i] as usize;
-            let tv = ts.values().as_primitive::<Int64Type>().values();
-            let mv = masks.values().as_primitive::<UInt32Type>().values();
             for j in start..end {
                 self.arena.push(Tagged {
                     group: g as u32,
@@ -231,8 +231,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
         let mut seen = Vec::with_capacity(n);
         offsets.push(0);
         for i in 0..n {
-            let usable =
-                batch.usable(i) && !opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i));
+            let usable = batch.usable(i) && passes_filter(opt_filter, i);
             if usable && self.finish.keep(batch.masks[i]) {
                 events.push(Event {
                     ts: batch.ts[i],

@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{check_conditions, condition_masks};
+use crate::args::{check_conditions, condition_masks, passes_filter};
 
 const NAME: &str = "retention";
 
@@ -181,10 +181,6 @@ struct RetentionGroups {
     masks: Vec<u32>,
 }
 
-fn keep(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
-}
-
 impl GroupsAccumulator for RetentionGroups {
     fn update_batch(
         &mut self,
@@ -196,7 +192,7 @@ impl GroupsAccumulator for RetentionGroups {
         self.masks.resize(total_num_groups, 0);
         let masks = usable_masks(values)?;
         for (i, (&g, m)) in group_indices.iter().zip(masks).enumerate() {
-            if keep(opt_filter, i) {
+            if passes_filter(opt_filter, i) {
                 self.masks[g] |= m;
             }
         }
@@ -238,7 +234,7 @@ impl GroupsAccumulator for RetentionGroups {
         let masks = masks
             .into_iter()
             .enumerate()
-            .map(|(i, m)| if keep(opt_filter, i) { m } else { 0 });
+            .map(|(i, m)| if passes_filter(opt_filter, i) { m } else { 0 });
         Ok(vec![Arc::new(UInt32Array::from_iter_values(masks))])
     }
 
