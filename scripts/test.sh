@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "python test venv (.venv: chdb, pyarrow)"
+step "python test venv (.venv: chdb, duckdb, pyarrow, pyroaring)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clickhouse/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 step "formatting"
 cargo fmt --all -- --check

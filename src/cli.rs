@@ -30,6 +30,20 @@ pub(crate) enum Command {
     Gen(GenArgs),
     /// Run SQL and print the last statement's result.
     Query(QueryArgs),
+    /// Write a query's result (a segment) to a file, atomically, with a progress bar.
+    Export(ExportArgs),
+    /// Build an index over a dataset folder.
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+/// Indexes `audience index` builds.
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndexCommand {
+    /// Roaring bitmaps of the members holding each (tag, value), from `member_tags`
+    /// and the members' tier, city, province, gender and register_channel, written
+    /// as the `tag_bitmaps` table of the dataset folder.
+    Tags(EngineArgs),
 }
 
 /// Arguments of `audience gen`.
@@ -58,14 +72,19 @@ pub(crate) struct GenArgs {
     pub(crate) threads: Option<usize>,
 }
 
-/// Arguments of `audience query`.
+/// The SQL a command runs.
 #[derive(Debug, Args)]
-pub(crate) struct QueryArgs {
+pub(crate) struct SqlArgs {
     /// SQL to run: one or more statements separated by `;`. Read from stdin when absent.
     pub(crate) sql: Option<String>,
     /// Read the SQL from this file.
     #[arg(short = 'f', long = "file", conflicts_with = "sql")]
     pub(crate) file: Option<PathBuf>,
+}
+
+/// Where the engine's tables come from and how it runs.
+#[derive(Debug, Args)]
+pub(crate) struct EngineArgs {
     /// Engine config file (TOML).
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
@@ -75,12 +94,6 @@ pub(crate) struct QueryArgs {
     /// A table as NAME=PATH (a .parquet file or a folder of them); repeatable.
     #[arg(long = "table", value_name = "NAME=PATH")]
     pub(crate) tables: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub(crate) format: Format,
-    /// Write the result to this file instead of stdout (atomically: complete or not at all).
-    #[arg(short = 'o', long = "output")]
-    pub(crate) output: Option<PathBuf>,
     /// Memory limit for the query, e.g. "4GB" or "50%".
     #[arg(long)]
     pub(crate) memory_limit: Option<String>,
@@ -90,9 +103,57 @@ pub(crate) struct QueryArgs {
     /// Rows per internal batch.
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+}
+
+/// Arguments of `audience query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    #[command(flatten)]
+    pub(crate) sql: SqlArgs,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
+    /// Write the result to this file instead of stdout (atomically: complete or not at all).
+    #[arg(short = 'o', long = "output")]
+    pub(crate) output: Option<PathBuf>,
     /// Print to stderr how long startup (tables) and the query took.
     #[arg(long)]
     pub(crate) timing: bool,
+}
+
+/// Arguments of `audience export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) sql: SqlArgs,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// The file to write (a local path or file:// URL); replaced atomically when complete.
+    #[arg(long)]
+    pub(crate) to: String,
+    /// File format; default from the extension of --to.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<ExportFormat>,
+}
+
+/// File formats of `audience export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// Parquet (zstd).
+    Parquet,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl From<ExportFormat> for Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Parquet => Format::Parquet,
+            ExportFormat::Csv => Format::Csv,
+        }
+    }
 }
 
 /// Result formats of `audience query`.

@@ -2,7 +2,9 @@
 
 mod cli;
 mod error;
+mod export;
 mod generate;
+mod index;
 mod logging;
 mod output;
 mod query;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, IndexCommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,6 +27,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Gen(args) => generate::run(args),
         Command::Query(args) => query::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Index(IndexCommand::Tags(args)) => index::run_tags(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

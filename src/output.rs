@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::StreamExt;
+use indicatif::ProgressBar;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -15,11 +16,19 @@ use crate::cli::Format;
 use crate::error::CliError;
 use crate::render::CsvWriter;
 
-/// An output file being written under a temporary name, moved into place when complete.
+/// An output file being written under a temporary name, moved into place when
+/// complete; the temporary file is removed when this is dropped (on failure or
+/// cancellation: after the move there is nothing left to remove).
 #[derive(Debug)]
 struct PendingFile {
     tmp: PathBuf,
     target: PathBuf,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// The destination of a query result.
@@ -27,6 +36,8 @@ pub(crate) struct Output {
     format: Format,
     sink: Box<dyn Write + Send>,
     file: Option<PendingFile>,
+    progress: Option<ProgressBar>,
+    rows: u64,
 }
 
 impl Output {
@@ -37,6 +48,8 @@ impl Output {
                 format,
                 sink: Box::new(BufWriter::new(io::stdout())),
                 file: None,
+                progress: None,
+                rows: 0,
             });
         };
         if target.is_dir() {
@@ -67,32 +80,41 @@ impl Output {
                 tmp,
                 target: target.to_path_buf(),
             }),
+            progress: None,
+            rows: 0,
         })
     }
 
-    /// Writes every batch of `stream`; on any failure a partial file is removed.
+    /// Counts the rows written on `bar` as they go.
+    pub(crate) fn with_progress(mut self, bar: ProgressBar) -> Self {
+        self.progress = Some(bar);
+        self
+    }
+
+    /// Writes every batch of `stream` and returns the number of rows; on any
+    /// failure a partial file is removed.
     pub(crate) async fn write_stream(
         mut self,
         stream: SendableRecordBatchStream,
-    ) -> Result<(), CliError> {
+    ) -> Result<u64, CliError> {
         let result = self.write_all(stream).await;
         let pending = self.file.take();
         drop(self.sink);
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
         match (result, pending) {
-            (Err(e), Some(p)) => {
-                let _ = std::fs::remove_file(&p.tmp);
-                Err(e.into_cli())
-            }
-            (Err(e), None) if e.is_broken_pipe() => Ok(()),
-            (Err(e), None) => Err(e.into_cli()),
-            (Ok(()), Some(p)) => std::fs::rename(&p.tmp, &p.target).map_err(|e| {
-                let _ = std::fs::remove_file(&p.tmp);
-                CliError::user(format!(
-                    "cannot write output file {}: {e}",
-                    p.target.display()
-                ))
-            }),
-            (Ok(()), None) => Ok(()),
+            (Err(e), None) if e.is_broken_pipe() => Ok(self.rows),
+            (Err(e), _) => Err(e.into_cli()),
+            (Ok(()), Some(p)) => std::fs::rename(&p.tmp, &p.target)
+                .map(|()| self.rows)
+                .map_err(|e| {
+                    CliError::user(format!(
+                        "cannot write output file {}: {e}",
+                        p.target.display()
+                    ))
+                }),
+            (Ok(()), None) => Ok(self.rows),
         }
     }
 
@@ -102,7 +124,9 @@ impl Output {
             Format::Table => {
                 let mut batches = Vec::new();
                 while let Some(batch) = stream.next().await {
-                    batches.push(batch?);
+                    let batch = batch?;
+                    count(&mut self.rows, self.progress.as_ref(), batch.num_rows());
+                    batches.push(batch);
                 }
                 let table =
                     arrow::util::pretty::pretty_format_batches_with_schema(schema, &batches)?;
@@ -112,13 +136,17 @@ impl Output {
                 let mut csv = CsvWriter::new(&schema);
                 csv.write_header(&mut self.sink)?;
                 while let Some(batch) = stream.next().await {
-                    csv.write_batch(&mut self.sink, &batch?)?;
+                    let batch = batch?;
+                    csv.write_batch(&mut self.sink, &batch)?;
+                    count(&mut self.rows, self.progress.as_ref(), batch.num_rows());
                 }
             }
             Format::Json => {
                 let mut json = arrow::json::ArrayWriter::new(&mut self.sink);
                 while let Some(batch) = stream.next().await {
-                    json.write(&batch?)?;
+                    let batch = batch?;
+                    json.write(&batch)?;
+                    count(&mut self.rows, self.progress.as_ref(), batch.num_rows());
                 }
                 json.finish()?;
                 self.sink.write_all(b"\n")?;
@@ -129,13 +157,23 @@ impl Output {
                     .build();
                 let mut writer = ArrowWriter::try_new(&mut self.sink, schema, Some(props))?;
                 while let Some(batch) = stream.next().await {
-                    writer.write(&batch?)?;
+                    let batch = batch?;
+                    writer.write(&batch)?;
+                    count(&mut self.rows, self.progress.as_ref(), batch.num_rows());
                 }
                 writer.close()?;
             }
         }
         self.sink.flush()?;
         Ok(())
+    }
+}
+
+/// Adds `n` rows to the written count and the progress bar.
+fn count(rows: &mut u64, progress: Option<&ProgressBar>, n: usize) {
+    *rows += n as u64;
+    if let Some(bar) = progress {
+        bar.inc(n as u64);
     }
 }
 

@@ -1,51 +1,67 @@
 //! `audience query`: runs SQL over the configured tables and writes the last result.
 
+use std::future::Future;
 use std::io::{IsTerminal, Read};
 use std::time::Instant;
 
 use audience_engine::{Engine, EngineConfig, TableConfig};
 
-use crate::cli::QueryArgs;
+use crate::cli::{EngineArgs, QueryArgs, SqlArgs};
 use crate::error::CliError;
 use crate::output::Output;
 
 pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
-    let sql = read_sql(&args)?;
+    let sql = read_sql(&args.sql)?;
     let timing = args.timing;
-    let config = engine_config(&args)?;
+    let config = engine_config(&args.engine)?;
     // Open the output first: an unwritable -o fails before any work is done.
     let output = Output::open(args.output.as_deref(), args.format)?;
+    run_task(async move {
+        let started = Instant::now();
+        let engine = Engine::start(&config).await?;
+        let registered = Instant::now();
+        let frame = engine.sql(&sql).await?;
+        let stream = frame.execute_stream().await?;
+        output.write_stream(stream).await?;
+        if timing {
+            eprintln!(
+                "timing: startup {:.3} s, query {:.3} s",
+                (registered - started).as_secs_f64(),
+                registered.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Runs `work` on a fresh multi-threaded runtime. Ctrl-C cancels it (dropping
+/// it, so partial outputs are removed), and a panic inside surfaces as an
+/// internal error, not a crash.
+pub(crate) fn run_task(
+    work: impl Future<Output = Result<(), CliError>> + Send + 'static,
+) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(async move {
-        // A panic inside the engine surfaces as a failed task, not a crash.
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let engine = Engine::start(&config).await?;
-            let registered = Instant::now();
-            let frame = engine.sql(&sql).await?;
-            let stream = frame.execute_stream().await?;
-            output.write_stream(stream).await?;
-            if timing {
-                eprintln!(
-                    "timing: startup {:.3} s, query {:.3} s",
-                    (registered - started).as_secs_f64(),
-                    registered.elapsed().as_secs_f64()
-                );
+    runtime.block_on(async move {
+        let task = tokio::spawn(work);
+        let abort = task.abort_handle();
+        tokio::select! {
+            joined = task => match joined {
+                Ok(r) => r,
+                Err(join) => Err(CliError::internal(format!("query task failed: {join}"))),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                abort.abort();
+                Err(CliError::user("cancelled by Ctrl-C; no output file was written"))
             }
-            Ok(())
-        })
-        .await
-    });
-    match result {
-        Ok(r) => r,
-        Err(join) => Err(CliError::internal(format!("query task failed: {join}"))),
-    }
+        }
+    })
 }
 
-fn read_sql(args: &QueryArgs) -> Result<String, CliError> {
+/// The SQL text of a command: the argument, the file, or stdin.
+pub(crate) fn read_sql(args: &SqlArgs) -> Result<String, CliError> {
     if let Some(sql) = &args.sql {
         return Ok(sql.clone());
     }
@@ -67,7 +83,7 @@ fn read_sql(args: &QueryArgs) -> Result<String, CliError> {
 
 /// Defaults, then --config, then AUDIENCE_* variables, then flags. With no data
 /// configured at all, the embedded sample dataset.
-fn engine_config(args: &QueryArgs) -> Result<EngineConfig, CliError> {
+pub(crate) fn engine_config(args: &EngineArgs) -> Result<EngineConfig, CliError> {
     let mut config = match &args.config {
         Some(path) => EngineConfig::from_file(path)?,
         None => EngineConfig::default(),

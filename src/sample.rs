@@ -10,7 +10,7 @@ use crate::error::CliError;
 /// Identifies what generated the sample; a folder with another stamp is regenerated.
 fn stamp() -> String {
     format!(
-        "audience-data {} scale=tiny seed=42\n",
+        "audience-data {} scale=tiny seed=42 tag_bitmaps\n",
         audience_data::GENERATOR_VERSION
     )
 }
@@ -49,6 +49,7 @@ pub(crate) fn ensure_sample() -> Result<PathBuf, CliError> {
     let mut config = GenConfig::new(Scale::Tiny, &tmp);
     config.threads = config.threads.min(2);
     crate::generate::generate_with_progress(&config)?;
+    crate::index::index_folder(&tmp)?;
     std::fs::write(tmp.join(STAMP_FILE), stamp())
         .map_err(|e| CliError::internal(format!("cannot write {}: {e}", tmp.display())))?;
     if dir.exists() && std::fs::read_to_string(dir.join(STAMP_FILE)).is_ok_and(|s| s == stamp()) {

@@ -1,5 +1,5 @@
-//! The behavioral aggregates give identical answers at any parallelism and batch
-//! size: partial states merge exactly.
+//! The aggregates give identical answers at any parallelism and batch size:
+//! partial states merge exactly.
 
 mod common;
 
@@ -21,6 +21,24 @@ const BY_CHANNEL: &str = "SELECT channel,
     retention(event = 'view', event = 'pay') AS r,
     sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc
   FROM events GROUP BY channel ORDER BY channel";
+
+/// Customer-value functions: lifecycle stages, bitmaps and RFM, grouped by a
+/// non-member key so partial states merge across partitions.
+const CUSTOMER_VALUE: &str = "SELECT m.tier,
+    count(*) AS members,
+    bitmap_cardinality(bitmap_agg(m.member_id)) AS in_bitmap,
+    sum(CASE WHEN s.stage = 'active' THEN 1 ELSE 0 END) AS active,
+    min(s.stage) AS min_stage,
+    bitmap_cardinality(bitmap_or_agg(s.bm)) AS or_bm,
+    bitmap_cardinality(bitmap_and_agg(s.bm)) AS and_bm,
+    sum(r.r * 100 + r.f * 10 + r.m) AS scores,
+    count(DISTINCT r.segment) AS segments
+  FROM members m
+  JOIN (SELECT o.member_id, lifecycle_stage(o.ts, DATE '2026-10-01', 20, 20, 60, 120) AS stage,
+               bitmap_agg(o.member_id % 64) AS bm
+        FROM orders o GROUP BY o.member_id) s ON s.member_id = m.member_id
+  LEFT JOIN rfm('orders', DATE '2026-11-01') r ON r.member_id = m.member_id
+  GROUP BY m.tier ORDER BY m.tier";
 
 /// Joins on member_id between member-range partitioned tables, and with a derived table.
 const JOINS: &str = "SELECT m.tier, count(*) AS events, count(DISTINCT o.order_id) AS orders,
@@ -52,6 +70,7 @@ async fn same_answer_at_any_partitioning_and_batch_size() {
     for (sql, configs) in [
         (QUERY, &aggregates[..]),
         (BY_CHANNEL, &aggregates[..]),
+        (CUSTOMER_VALUE, &joins[..]),
         (JOINS, &joins[..]),
     ] {
         let reference = run(data, 1, 8192, sql).await;

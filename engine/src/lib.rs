@@ -5,6 +5,7 @@
 mod catalog;
 mod config;
 mod error;
+mod export;
 mod member_ranges;
 mod memory;
 mod session;
@@ -61,6 +62,10 @@ impl Engine {
     }
 
     async fn statement(&self, statement: Statement) -> Result<DataFrame, EngineError> {
+        if let Statement::CopyTo(copy) = statement {
+            let result = export::copy_atomically(&self.ctx, copy).await?;
+            return Ok(self.ctx.read_batches(result)?);
+        }
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }

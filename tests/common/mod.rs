@@ -126,3 +126,28 @@ pub fn csv_rows(csv: &str) -> Vec<Vec<String>> {
         .map(|l| l.split(',').map(str::to_string).collect())
         .collect()
 }
+
+/// Runs the Python test script `script` (relative to the repo) with `args` in the
+/// test venv that `scripts/test.sh` creates, and returns its stdout; fails the test
+/// with the script's output when it exits non-zero.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("AUDIENCE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which creates the test venv (tests/requirements.txt)",
+        python.display()
+    );
+    let out = Command::new(&python)
+        .arg(root.join(script))
+        .args(args)
+        .env("AUDIENCE_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}

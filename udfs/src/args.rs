@@ -46,19 +46,56 @@ pub(crate) fn physical_constant(
     }
 }
 
+/// The unit of a duration given as a plain integer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DurationUnit {
+    /// Whole seconds (the behavioral aggregates' windows).
+    Seconds,
+    /// Whole days (the lifecycle thresholds).
+    Days,
+}
+
+impl DurationUnit {
+    fn micros(self) -> i64 {
+        match self {
+            DurationUnit::Seconds => MICROS,
+            DurationUnit::Days => 86_400 * MICROS,
+        }
+    }
+
+    /// How a constant duration in this unit is described in errors.
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            DurationUnit::Seconds => "a constant non-negative integer (seconds) or INTERVAL",
+            DurationUnit::Days => "a constant non-negative integer (days) or INTERVAL",
+        }
+    }
+}
+
 /// A duration given as whole seconds or an `INTERVAL`, in microseconds.
 pub(crate) fn duration_micros(function: &str, what: &str, value: &ScalarValue) -> Result<i64> {
-    let expected = "a constant non-negative integer (seconds) or INTERVAL";
+    duration_micros_in(function, what, value, DurationUnit::Seconds)
+}
+
+/// A duration given as an integer count of `unit` or an `INTERVAL`, in microseconds.
+pub(crate) fn duration_micros_in(
+    function: &str,
+    what: &str,
+    value: &ScalarValue,
+    unit: DurationUnit,
+) -> Result<i64> {
+    let expected = unit.expected();
+    let per = unit.micros();
     let micros = match value {
-        ScalarValue::Int8(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
-        ScalarValue::Int16(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
-        ScalarValue::Int32(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
-        ScalarValue::Int64(Some(v)) => Some(v.checked_mul(MICROS)),
-        ScalarValue::UInt8(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
-        ScalarValue::UInt16(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
-        ScalarValue::UInt32(Some(v)) => Some(i64::from(*v).checked_mul(MICROS)),
+        ScalarValue::Int8(Some(v)) => Some(i64::from(*v).checked_mul(per)),
+        ScalarValue::Int16(Some(v)) => Some(i64::from(*v).checked_mul(per)),
+        ScalarValue::Int32(Some(v)) => Some(i64::from(*v).checked_mul(per)),
+        ScalarValue::Int64(Some(v)) => Some(v.checked_mul(per)),
+        ScalarValue::UInt8(Some(v)) => Some(i64::from(*v).checked_mul(per)),
+        ScalarValue::UInt16(Some(v)) => Some(i64::from(*v).checked_mul(per)),
+        ScalarValue::UInt32(Some(v)) => Some(i64::from(*v).checked_mul(per)),
         ScalarValue::UInt64(Some(v)) => {
-            Some(i64::try_from(*v).ok().and_then(|v| v.checked_mul(MICROS)))
+            Some(i64::try_from(*v).ok().and_then(|v| v.checked_mul(per)))
         }
         ScalarValue::IntervalDayTime(Some(v)) => Some(
             i64::from(v.days)
@@ -82,6 +119,25 @@ pub(crate) fn duration_micros(function: &str, what: &str, value: &ScalarValue) -
         Some(Some(_)) => plan_err!("{function}: {what} must not be negative, got {value}"),
         Some(None) => plan_err!("{function}: {what} is too large: {value}"),
         None => plan_err!("{function}: {what} must be {expected}, got {value}"),
+    }
+}
+
+/// How a constant point in time is described in errors.
+pub(crate) const INSTANT: &str = "a constant TIMESTAMP, DATE or timestamp string";
+
+/// A constant point in time (TIMESTAMP of any unit, DATE, or a timestamp string)
+/// in microseconds since the epoch.
+pub(crate) fn instant_micros(function: &str, what: &str, value: &ScalarValue) -> Result<i64> {
+    let as_micros = if value.data_type().is_numeric() {
+        None
+    } else {
+        value
+            .cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None))
+            .ok()
+    };
+    match as_micros {
+        Some(ScalarValue::TimestampMicrosecond(Some(us), _)) => Ok(us),
+        _ => plan_err!("{function}: {what} must be {INSTANT}, got {value}"),
     }
 }
 

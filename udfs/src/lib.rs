@@ -5,24 +5,55 @@
 //! load the same set.
 
 mod args;
+mod bitmap;
 mod docs;
 mod event_list;
+mod lifecycle_stage;
+mod one_id;
 mod retention;
+mod rfm;
+mod rfm_segment;
 mod sequence_aggregate;
 mod sequence_count;
 mod sequence_match;
 mod sequence_pattern;
+mod table_arg;
 mod window_funnel;
 
+use std::sync::Arc;
+
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::error::Result;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use bitmap::cardinality::BitmapCardinality;
+pub use bitmap::collect::BitmapAgg;
+pub use bitmap::combine::{BitmapCombineAgg, bitmap_and_agg, bitmap_or_agg};
+pub use bitmap::contains::BitmapContains;
+pub use bitmap::from_array::BitmapFromArray;
+pub use bitmap::set_op::{BitmapSetOp, bitmap_set_ops};
+pub use bitmap::to_array::BitmapToArray;
 pub use docs::{documented_functions, example_queries, reference_markdown};
+pub use lifecycle_stage::LifecycleStage;
+pub use one_id::OneId;
 pub use retention::Retention;
+pub use rfm::Rfm;
+pub use rfm_segment::RfmSegment;
 pub use sequence_count::sequence_count;
 pub use sequence_match::sequence_match;
 pub use window_funnel::WindowFunnel;
+
+/// A table function with its name and user documentation.
+#[derive(Debug, Clone)]
+pub struct TableFunction {
+    /// The name it is called by in SQL.
+    pub name: &'static str,
+    /// The implementation.
+    pub function: Arc<dyn TableFunctionImpl>,
+    /// What the user reads about it.
+    pub documentation: Option<Documentation>,
+}
 
 /// Every Audience function, by kind.
 #[derive(Debug, Default)]
@@ -31,17 +62,44 @@ pub struct Functions {
     pub scalar: Vec<ScalarUDF>,
     /// Aggregate functions.
     pub aggregate: Vec<AggregateUDF>,
+    /// Table functions.
+    pub table: Vec<TableFunction>,
 }
 
 /// Every Audience function, each listed once.
 pub fn all_functions() -> Functions {
+    let mut scalar = vec![
+        ScalarUDF::new_from_impl(RfmSegment::default()),
+        ScalarUDF::new_from_impl(BitmapCardinality::default()),
+        ScalarUDF::new_from_impl(BitmapContains::default()),
+        ScalarUDF::new_from_impl(BitmapToArray::default()),
+        ScalarUDF::new_from_impl(BitmapFromArray::default()),
+    ];
+    scalar.extend(bitmap_set_ops());
+    let (rfm, one_id) = (Rfm::default(), OneId::default());
     Functions {
-        scalar: vec![],
+        scalar,
         aggregate: vec![
             AggregateUDF::new_from_impl(WindowFunnel::default()),
             AggregateUDF::new_from_impl(Retention::default()),
             sequence_match(),
             sequence_count(),
+            AggregateUDF::new_from_impl(LifecycleStage::default()),
+            AggregateUDF::new_from_impl(BitmapAgg::default()),
+            bitmap_or_agg(),
+            bitmap_and_agg(),
+        ],
+        table: vec![
+            TableFunction {
+                name: "rfm",
+                documentation: rfm.documentation().cloned(),
+                function: Arc::new(rfm),
+            },
+            TableFunction {
+                name: "one_id",
+                documentation: one_id.documentation().cloned(),
+                function: Arc::new(one_id),
+            },
         ],
     }
 }
@@ -54,6 +112,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     }
     for f in functions.aggregate {
         ctx.register_udaf(f);
+    }
+    for f in functions.table {
+        ctx.register_udtf(f.name, f.function);
     }
     Ok(())
 }
@@ -82,7 +143,11 @@ mod tests {
                 u.documentation().is_some(),
             )
         });
-        for (name, aliases, documented) in scalar.chain(aggregate) {
+        let table = f
+            .table
+            .iter()
+            .map(|t| (t.name.to_string(), vec![], t.documentation.is_some()));
+        for (name, aliases, documented) in scalar.chain(aggregate).chain(table) {
             assert!(documented, "{name} has no documentation");
             for n in std::iter::once(name.clone()).chain(aliases) {
                 assert!(names.insert(n.clone()), "{n} is registered twice");

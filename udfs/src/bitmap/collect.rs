@@ -1,0 +1,219 @@
+//! `bitmap_agg(id)`: the set of a group's member ids as a roaring bitmap.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+use roaring::RoaringBitmap;
+
+use super::{bitmaps, check_id, decode_all, element, encode, ids};
+use crate::args::passes_filter;
+
+const NAME: &str = "bitmap_agg";
+
+#[user_doc(
+    doc_section(label = "Audience Bitmap Functions"),
+    description = "The distinct member ids of a group as a roaring bitmap (BINARY, the standard portable \
+format read by CRoaring, Java RoaringBitmap and pyroaring). NULL ids are ignored; a group without ids \
+gives an empty bitmap. Ids must lie in 0..4294967295.",
+    syntax_example = "bitmap_agg(id)",
+    sql_example = r#"```sql
+> SELECT tier, bitmap_cardinality(bitmap_agg(member_id)) AS members
+  FROM members GROUP BY tier ORDER BY tier;
+```"#,
+    argument(name = "id", description = "Integer member id.")
+)]
+/// The `bitmap_agg` aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct BitmapAgg {
+    signature: Signature,
+}
+
+impl Default for BitmapAgg {
+    fn default() -> Self {
+        BitmapAgg {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+fn output(sets: &[RoaringBitmap]) -> ArrayRef {
+    Arc::new(BinaryArray::from_iter_values(sets.iter().map(encode)))
+}
+
+/// Adds the ids of `values[0]` passing `filter` to `sets[group(i)]`.
+fn add_ids(
+    values: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    mut set_of: impl FnMut(usize) -> usize,
+    sets: &mut [RoaringBitmap],
+) -> Result<()> {
+    for (i, id) in ids(NAME, &values[0])?.iter().enumerate() {
+        if let Some(id) = id
+            && passes_filter(filter, i)
+        {
+            sets[set_of(i)].insert(element(NAME, id)?);
+        }
+    }
+    Ok(())
+}
+
+/// ORs the partial bitmaps of `states[0]` into `sets[set_of(i)]`.
+fn merge_states(
+    states: &[ArrayRef],
+    mut set_of: impl FnMut(usize) -> usize,
+    sets: &mut [RoaringBitmap],
+) -> Result<()> {
+    for (i, partial) in decode_all(NAME, &bitmaps(&states[0])?).enumerate() {
+        if let Some(partial) = partial? {
+            sets[set_of(i)] |= partial;
+        }
+    }
+    Ok(())
+}
+
+impl AggregateUDFImpl for BitmapAgg {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [t] => check_id(NAME, "id", t)?,
+            _ => return plan_err!("{NAME}: takes one argument (id)"),
+        }
+        Ok(DataType::Binary)
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(CollectAccumulator::default()))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[bitmap]", args.name),
+            DataType::Binary,
+            false,
+        ))])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(CollectGroups::default()))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+/// One group's bitmap.
+#[derive(Debug, Default)]
+struct CollectAccumulator {
+    set: [RoaringBitmap; 1],
+}
+
+impl Accumulator for CollectAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        add_ids(values, None, |_| 0, &mut self.set)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(encode(&self.set[0]))))
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.set[0].serialized_size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_states(states, |_| 0, &mut self.set)
+    }
+}
+
+/// Upper bound of a roaring bitmap's memory per element (array containers).
+const BYTES_PER_ID: usize = 2;
+
+/// Every group's bitmap.
+#[derive(Debug, Default)]
+struct CollectGroups {
+    sets: Vec<RoaringBitmap>,
+    /// Ids added so far (an upper bound of the elements held, for [`GroupsAccumulator::size`]).
+    added: usize,
+}
+
+impl GroupsAccumulator for CollectGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.sets.resize(total_num_groups, RoaringBitmap::new());
+        self.added += group_indices.len();
+        add_ids(values, opt_filter, |i| group_indices[i], &mut self.sets)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(output(&emit_to.take_needed(&mut self.sets)))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(emit_to)?])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.sets.resize(total_num_groups, RoaringBitmap::new());
+        self.added += values[0].get_buffer_memory_size() / BYTES_PER_ID;
+        merge_states(values, |i| group_indices[i], &mut self.sets)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let mut sets = vec![RoaringBitmap::new(); values[0].len()];
+        add_ids(values, opt_filter, |i| i, &mut sets)?;
+        Ok(vec![output(&sets)])
+    }
+
+    fn size(&self) -> usize {
+        self.sets.capacity() * size_of::<RoaringBitmap>() + self.added * BYTES_PER_ID
+    }
+}
