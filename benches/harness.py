@@ -33,6 +33,7 @@ DUCKDB_CHILD = """
 import csv, sys, time, duckdb
 sql = sys.stdin.read()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 rel = con.sql(sql)
 rows = rel.fetchall()
@@ -90,7 +91,8 @@ def run(suite, queries, description):
     commands = engines(args.audience, data)
 
     def child(engine, sql):
-        cmd, stdin = commands[engine]
+        # "audience_sql" and the like: Audience running another formulation.
+        cmd, stdin = commands["audience" if engine.startswith("audience") else engine]
         return (cmd, sql) if stdin else (cmd + [sql], None)
 
     results = {}

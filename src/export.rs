@@ -4,7 +4,6 @@
 //! failed or cancelled export removes it.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use audience_engine::Engine;
@@ -18,7 +17,7 @@ use crate::query::{engine_config, read_sql, run_task};
 pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
     let sql = read_sql(&args.sql)?;
     let config = engine_config(&args.engine)?;
-    let target = local_target(&args.to)?;
+    let target = audience_engine::local_location(&format!("--to {}", args.to), &args.to)?;
     let format = match args.format {
         Some(f) => f,
         None => format_of(&target)?,
@@ -36,18 +35,6 @@ pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
         );
         Ok(())
     })
-}
-
-fn local_target(to: &str) -> Result<PathBuf, CliError> {
-    if let Some(rest) = to.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
-    }
-    if let Some((scheme, _)) = to.split_once("://") {
-        return Err(CliError::user(format!(
-            "--to {to}: {scheme}:// destinations are not supported yet; use a local path or file:// URL"
-        )));
-    }
-    Ok(PathBuf::from(to))
 }
 
 fn format_of(target: &std::path::Path) -> Result<ExportFormat, CliError> {

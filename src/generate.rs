@@ -21,12 +21,7 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     let out = args
         .out
         .unwrap_or_else(|| format!("data/{}", scale_name(args.scale)));
-    if let Some((scheme, _)) = out.split_once("://").filter(|(s, _)| *s != "file") {
-        return Err(CliError::user(format!(
-            "--out {out}: {scheme}:// destinations are not supported yet; use a local folder"
-        )));
-    }
-    let out = out.strip_prefix("file://").unwrap_or(&out).to_string();
+    let out = audience_engine::local_location(&format!("--out {out}"), &out)?;
     let mut config = GenConfig::new(args.scale, out);
     config.members = members;
     config.events = events;

@@ -15,6 +15,9 @@ use crate::query::{engine_config, run_task};
 /// The table the index is written as.
 pub(crate) const TAG_BITMAPS: &str = "tag_bitmaps";
 
+/// Bitmaps per Parquet row group of the index.
+const ROW_GROUP_ROWS: usize = 16;
+
 /// Member attributes indexed beside `member_tags`, each as a tag of the same name.
 const MEMBER_ATTRIBUTES: [&str; 5] = ["tier", "city", "province", "gender", "register_channel"];
 
@@ -60,10 +63,12 @@ pub(crate) async fn build_tag_index(engine: &Engine, dir: &Path) -> Result<u64, 
     let folder = dir.join(TAG_BITMAPS);
     std::fs::create_dir_all(&folder)
         .map_err(|e| CliError::user(format!("cannot create {}: {e}", folder.display())))?;
+    // Sorted by (tag, value) in small row groups: a segment reads only its bitmaps.
     let output = Output::open(
         Some(&folder.join(format!("{TAG_BITMAPS}.parquet"))),
         Format::Parquet,
-    )?;
+    )?
+    .with_row_group_rows(ROW_GROUP_ROWS);
     let written = async {
         output
             .write_stream(engine.sql(&index_sql()).await?.execute_stream().await?)

@@ -38,6 +38,7 @@ pub(crate) struct Output {
     file: Option<PendingFile>,
     progress: Option<ProgressBar>,
     rows: u64,
+    row_group_rows: Option<usize>,
 }
 
 impl Output {
@@ -50,6 +51,7 @@ impl Output {
                 file: None,
                 progress: None,
                 rows: 0,
+                row_group_rows: None,
             });
         };
         if target.is_dir() {
@@ -82,7 +84,14 @@ impl Output {
             }),
             progress: None,
             rows: 0,
+            row_group_rows: None,
         })
+    }
+
+    /// Parquet row groups of at most `rows` rows (small groups let readers skip by statistics).
+    pub(crate) fn with_row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = Some(rows);
+        self
     }
 
     /// Counts the rows written on `bar` as they go.
@@ -152,9 +161,12 @@ impl Output {
                 self.sink.write_all(b"\n")?;
             }
             Format::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .build();
+                let mut props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()));
+                if let Some(rows) = self.row_group_rows {
+                    props = props.set_max_row_group_row_count(Some(rows));
+                }
+                let props = props.build();
                 let mut writer = ArrowWriter::try_new(&mut self.sink, schema, Some(props))?;
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;

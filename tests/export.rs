@@ -65,7 +65,7 @@ fn export_needs_a_format_it_can_tell() {
     audience(&["export", "SELECT 1", "--to", "/tmp/audience-segment.bin"])
         .user_error("pass --format parquet or --format csv");
     audience(&["export", "SELECT 1", "--to", "s3://bucket/x.parquet"])
-        .user_error("s3:// destinations are not supported yet");
+        .user_error("s3:// locations are not supported yet");
 }
 
 #[test]

@@ -23,17 +23,23 @@ pub(crate) fn dataset_sort_order(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The local path of `location` (a plain path or a `file://` URL); `what` names
+/// it in the error for any other scheme.
+pub fn local_location(what: &str, location: &str) -> Result<PathBuf, EngineError> {
+    if let Some(rest) = location.strip_prefix("file://") {
+        return Ok(PathBuf::from(rest));
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(EngineError::Invalid(format!(
+            "{what}: {scheme}:// locations are not supported yet; use a local path or file:// URL"
+        )));
+    }
+    Ok(PathBuf::from(location))
+}
+
 /// Resolves a table location (local path or `file://` URL) to an existing local path.
 pub(crate) fn local_path(table: &str, location: &str) -> Result<PathBuf, EngineError> {
-    let path = if let Some(rest) = location.strip_prefix("file://") {
-        PathBuf::from(rest)
-    } else if let Some((scheme, _)) = location.split_once("://") {
-        return Err(EngineError::Invalid(format!(
-            "table '{table}': {scheme}:// locations are not supported yet; use a local path or file:// URL"
-        )));
-    } else {
-        PathBuf::from(location)
-    };
+    let path = local_location(&format!("table '{table}'"), location)?;
     if !path.exists() {
         return Err(EngineError::NotFound(format!(
             "table '{table}': location does not exist: {}",

@@ -9,6 +9,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToStatement, Statement};
 
+use crate::catalog::local_location;
 use crate::error::EngineError;
 
 /// Runs `copy` to completion with its output moved into place atomically and
@@ -17,7 +18,7 @@ pub(crate) async fn copy_atomically(
     ctx: &SessionContext,
     mut copy: CopyToStatement,
 ) -> Result<Vec<RecordBatch>, EngineError> {
-    let target = local_target(&copy.target)?;
+    let target = local_location(&format!("COPY target '{}'", copy.target), &copy.target)?;
     let directory = writes_directory(&copy);
     let name = target
         .file_name()
@@ -71,19 +72,6 @@ pub(crate) async fn copy_atomically(
 
 fn io_error(path: &Path, e: std::io::Error) -> EngineError {
     EngineError::Invalid(format!("cannot write {}: {e}", path.display()))
-}
-
-/// The local path of a COPY target (a plain path or a `file://` URL).
-fn local_target(target: &str) -> Result<PathBuf, EngineError> {
-    if let Some(rest) = target.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
-    }
-    if let Some((scheme, _)) = target.split_once("://") {
-        return Err(EngineError::Invalid(format!(
-            "COPY target '{target}': {scheme}:// is not supported yet; use a local path or file:// URL"
-        )));
-    }
-    Ok(PathBuf::from(target))
 }
 
 /// Whether DataFusion will write a folder of files (rather than one file) for `copy`.

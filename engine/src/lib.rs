@@ -17,6 +17,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+pub use catalog::local_location;
 pub use config::{DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, TableConfig};
 pub use error::{EngineError, ErrorKind, classify};
 pub use memory::{parse_memory_limit, total_memory};

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use ahash::RandomState;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -226,51 +226,84 @@ impl ExecutionPlan for OneIdExec {
 const BYTES_PER_IDENTIFIER: usize = 40;
 const BYTES_PER_MEMBER: usize = 40;
 
+/// A fast hash map with fixed seeds (the keys are not attacker-chosen for a DoS:
+/// a query only reads its own tables).
+type FastMap<K, V> = HashMap<K, V, RandomState>;
+
+fn fast_map<K, V>() -> FastMap<K, V> {
+    HashMap::with_hasher(SEEDS[0].clone())
+}
+
+const SEEDS: [RandomState; 2] = [
+    RandomState::with_seeds(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344),
+    RandomState::with_seeds(0xa409_3822, 0x299f_31d0, 0x082e_fa98, 0xec4e_6c89),
+];
+
 /// Union-find over members (dense indexes), with identifiers keyed by a 128-bit hash.
 struct Components {
-    index: HashMap<i64, u32>,
+    index: FastMap<i64, u32>,
     member_ids: Vec<i64>,
     parent: Vec<u32>,
-    owner: HashMap<u128, u32>,
+    /// Identifier key → the first member seen with it (keys as two words: 24-byte entries).
+    owner: FastMap<[u64; 2], u32>,
+    /// The last member looked up (input sorted by member_id repeats it row after row).
+    last: Option<(i64, u32)>,
     reservation: MemoryReservation,
 }
 
 /// A 128-bit key for `(id_type, id_value)`: two independent 64-bit hashes.
-fn identifier_key(id_type: &str, id_value: &str) -> u128 {
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        id_type.hash(&mut h);
-        id_value.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(1)) << 64) | u128::from(half(2))
+fn identifier_key(id_type: &str, id_value: &str) -> [u64; 2] {
+    SEEDS
+        .each_ref()
+        .map(|seeds| seeds.hash_one((id_type, id_value)))
 }
 
-/// A text column as strings (any string or integer type).
+/// A text column as a string array (Utf8View as is; other string or integer types cast).
 fn strings(array: &ArrayRef) -> Result<ArrayRef> {
-    Ok(cast(array, &DataType::Utf8)?)
+    Ok(match array.data_type() {
+        DataType::Utf8 | DataType::Utf8View => Arc::clone(array),
+        _ => cast(array, &DataType::Utf8)?,
+    })
+}
+
+/// The value of row `i` of a string array made by [`strings`] (NULL as `None`).
+fn text(array: &ArrayRef, i: usize) -> Option<&str> {
+    if array.is_null(i) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Utf8View => array.as_string_view().value(i),
+        _ => array.as_string::<i32>().value(i),
+    })
 }
 
 impl Components {
     fn new(reservation: MemoryReservation) -> Self {
         Components {
-            index: HashMap::new(),
+            index: fast_map(),
             member_ids: Vec::new(),
             parent: Vec::new(),
-            owner: HashMap::new(),
+            owner: fast_map(),
+            last: None,
             reservation,
         }
     }
 
     fn member(&mut self, id: i64) -> u32 {
+        if let Some((last_id, m)) = self.last
+            && last_id == id
+        {
+            return m;
+        }
         let next = self.member_ids.len() as u32;
         let (member_ids, parent) = (&mut self.member_ids, &mut self.parent);
-        *self.index.entry(id).or_insert_with(|| {
+        let m = *self.index.entry(id).or_insert_with(|| {
             member_ids.push(id);
             parent.push(next);
             next
-        })
+        });
+        self.last = Some((id, m));
+        m
     }
 
     fn find(&mut self, mut m: u32) -> u32 {
@@ -301,19 +334,15 @@ impl Components {
         let member_ids = cast(batch.column(0), &DataType::Int64)?;
         let member_ids = member_ids.as_primitive::<Int64Type>();
         let (types, values) = (strings(batch.column(1))?, strings(batch.column(2))?);
-        let (types, values) = (types.as_string::<i32>(), values.as_string::<i32>());
         for i in 0..batch.num_rows() {
             if member_ids.is_null(i) {
                 continue; // an anonymous identifier links no member
             }
             let m = self.member(member_ids.value(i));
-            if types.is_null(i) || values.is_null(i) {
+            let (Some(id_type), Some(id_value)) = (text(&types, i), text(&values, i)) else {
                 continue;
-            }
-            match self
-                .owner
-                .entry(identifier_key(types.value(i), values.value(i)))
-            {
+            };
+            match self.owner.entry(identifier_key(id_type, id_value)) {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let other = *e.get();
                     self.union(m, other);
@@ -335,7 +364,7 @@ impl Components {
         batch_size: usize,
         projection: Option<&[usize]>,
     ) -> Result<Vec<RecordBatch>> {
-        self.owner = HashMap::new();
+        self.owner = fast_map();
         let mut rows: Vec<(i64, i64)> = (0..self.member_ids.len() as u32)
             .map(|m| {
                 let root = self.find(m);
