@@ -21,6 +21,7 @@ use datafusion::logical_expr::{Documentation, Expr, LogicalPlanBuilder, col};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -206,8 +207,18 @@ impl ExecutionPlan for OneIdExec {
             MemoryConsumer::new(format!("OneIdExec[{partition}]")).register(context.memory_pool());
         let batch_size = context.session_config().batch_size();
         let projection = self.projection.clone();
+        // The input's row count (from Parquet footers) bounds the identifiers: sizing the
+        // tables once avoids rehashing them ever larger as they fill.
+        let rows = StatisticsContext::new()
+            .compute(self.input.as_ref(), &StatisticsArgs::new())?
+            .num_rows
+            .get_value()
+            .copied();
         let output = futures::stream::once(async move {
             let mut components = Components::new(reservation);
+            if let Some(rows) = rows {
+                components.reserve(rows)?;
+            }
             while let Some(batch) = input.next().await {
                 components.add(&batch?)?;
             }
@@ -248,6 +259,8 @@ struct Components {
     owner: FastMap<[u64; 2], u32>,
     /// The last member looked up (input sorted by member_id repeats it row after row).
     last: Option<(i64, u32)>,
+    /// Identifiers whose memory [`Components::reserve`] charged in advance and not yet used.
+    reserved_owners: usize,
     reservation: MemoryReservation,
 }
 
@@ -285,8 +298,17 @@ impl Components {
             parent: Vec::new(),
             owner: fast_map(),
             last: None,
+            reserved_owners: 0,
             reservation,
         }
+    }
+
+    /// Sizes the tables for `rows` input rows, charging the memory up front.
+    fn reserve(&mut self, rows: usize) -> Result<()> {
+        self.reservation.try_grow(rows * BYTES_PER_IDENTIFIER)?;
+        self.owner.reserve(rows);
+        self.reserved_owners = rows;
+        Ok(())
     }
 
     fn member(&mut self, id: i64) -> u32 {
@@ -352,9 +374,13 @@ impl Components {
                 }
             }
         }
+        let new_owners = (self.owner.len() - owners_before).saturating_sub(self.reserved_owners);
+        self.reserved_owners = self
+            .reserved_owners
+            .saturating_sub(self.owner.len() - owners_before);
         self.reservation.try_grow(
             (self.member_ids.len() - members_before) * BYTES_PER_MEMBER
-                + (self.owner.len() - owners_before) * BYTES_PER_IDENTIFIER,
+                + new_owners * BYTES_PER_IDENTIFIER,
         )
     }
 
