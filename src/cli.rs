@@ -76,9 +76,13 @@ pub(crate) struct GenArgs {
 #[derive(Debug, Args)]
 pub(crate) struct SqlArgs {
     /// SQL to run: one or more statements separated by `;`. Read from stdin when absent.
+    #[arg(conflicts_with = "sql_option")]
     pub(crate) sql: Option<String>,
+    /// The SQL, as an option instead of the positional argument.
+    #[arg(long = "sql", id = "sql_option", value_name = "SQL")]
+    pub(crate) sql_option: Option<String>,
     /// Read the SQL from this file.
-    #[arg(short = 'f', long = "file", conflicts_with = "sql")]
+    #[arg(short = 'f', long = "file", conflicts_with_all = ["sql", "sql_option"])]
     pub(crate) file: Option<PathBuf>,
 }
 

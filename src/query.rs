@@ -62,7 +62,7 @@ pub(crate) fn run_task(
 
 /// The SQL text of a command: the argument, the file, or stdin.
 pub(crate) fn read_sql(args: &SqlArgs) -> Result<String, CliError> {
-    if let Some(sql) = &args.sql {
+    if let Some(sql) = args.sql.as_ref().or(args.sql_option.as_ref()) {
         return Ok(sql.clone());
     }
     if let Some(path) = &args.file {

@@ -53,7 +53,7 @@ fn export_writes_parquet_and_csv() {
 
     let csv = dir.path().join("segment.csv");
     let url = format!("file://{}", csv.display());
-    audience(&["export", sql, "--to", &url]).ok();
+    audience(&["export", "--sql", sql, "--to", &url]).ok();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("member_id,phone_hash\n"), "{text}");
     assert_eq!(text.lines().count(), expected + 1);

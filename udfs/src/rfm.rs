@@ -66,19 +66,11 @@ impl Rfm {
     }
 }
 
-fn is_id(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 fn is_time(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
     )
-}
-
-fn is_amount(t: &DataType) -> bool {
-    t.is_numeric()
 }
 
 fn bins(arg: Option<&Expr>) -> Result<i64> {
@@ -106,9 +98,9 @@ impl TableFunctionImpl for Rfm {
         table.require(
             NAME,
             &[
-                ("member_id", "an integer", is_id),
+                ("member_id", "an integer", DataType::is_integer),
                 ("ts", "a TIMESTAMP or DATE", is_time),
-                ("amount", "numeric", is_amount),
+                ("amount", "numeric", DataType::is_numeric),
             ],
         )?;
         let as_of = instant_micros(NAME, "as_of", constant(NAME, "as_of", INSTANT, &exprs[1])?)?;
