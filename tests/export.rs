@@ -172,16 +172,21 @@ fn ctrl_c_cancels_an_export_and_leaves_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the export is writing (its temporary file exists), then interrupt.
+    // Wait until the export has written rows to its temporary file (the query is
+    // running, so the Ctrl-C handler is installed), then interrupt.
     let started = Instant::now();
-    while entries(dir.path()).is_empty() {
+    let writing = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .any(|e| e.unwrap().metadata().unwrap().len() > 0)
+    };
+    while !writing() {
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "export never started"
+            started.elapsed() < Duration::from_secs(120),
+            "export never started writing"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
