@@ -63,12 +63,13 @@ pub(crate) async fn build_tag_index(engine: &Engine, dir: &Path) -> Result<u64, 
     let folder = dir.join(TAG_BITMAPS);
     std::fs::create_dir_all(&folder)
         .map_err(|e| CliError::user(format!("cannot create {}: {e}", folder.display())))?;
-    // Sorted by (tag, value) in small row groups: a segment reads only its bitmaps.
+    // Sorted by (tag, value), one bitmap per page in small row groups: statistics and
+    // the page index let a segment read only its own bitmaps.
     let output = Output::open(
         Some(&folder.join(format!("{TAG_BITMAPS}.parquet"))),
         Format::Parquet,
     )?
-    .with_row_group_rows(ROW_GROUP_ROWS);
+    .with_small_groups(ROW_GROUP_ROWS, 1);
     let written = async {
         output
             .write_stream(engine.sql(&index_sql()).await?.execute_stream().await?)

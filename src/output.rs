@@ -39,6 +39,7 @@ pub(crate) struct Output {
     progress: Option<ProgressBar>,
     rows: u64,
     row_group_rows: Option<usize>,
+    page_rows: Option<usize>,
 }
 
 impl Output {
@@ -52,6 +53,7 @@ impl Output {
                 progress: None,
                 rows: 0,
                 row_group_rows: None,
+                page_rows: None,
             });
         };
         if target.is_dir() {
@@ -85,12 +87,15 @@ impl Output {
             progress: None,
             rows: 0,
             row_group_rows: None,
+            page_rows: None,
         })
     }
 
-    /// Parquet row groups of at most `rows` rows (small groups let readers skip by statistics).
-    pub(crate) fn with_row_group_rows(mut self, rows: usize) -> Self {
-        self.row_group_rows = Some(rows);
+    /// Parquet row groups and data pages of at most `group_rows` and `page_rows` rows:
+    /// small ones let readers skip by statistics and the page index.
+    pub(crate) fn with_small_groups(mut self, group_rows: usize, page_rows: usize) -> Self {
+        self.row_group_rows = Some(group_rows);
+        self.page_rows = Some(page_rows);
         self
     }
 
@@ -165,6 +170,11 @@ impl Output {
                     .set_compression(Compression::ZSTD(ZstdLevel::default()));
                 if let Some(rows) = self.row_group_rows {
                     props = props.set_max_row_group_row_count(Some(rows));
+                }
+                if let Some(rows) = self.page_rows {
+                    props = props
+                        .set_data_page_row_count_limit(rows)
+                        .set_write_batch_size(rows);
                 }
                 let props = props.build();
                 let mut writer = ArrowWriter::try_new(&mut self.sink, schema, Some(props))?;
