@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use ahash::RandomState;
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -271,23 +273,9 @@ fn identifier_key(id_type: &str, id_value: &str) -> [u64; 2] {
         .map(|seeds| seeds.hash_one((id_type, id_value)))
 }
 
-/// A text column as a string array (Utf8View as is; other string or integer types cast).
-fn strings(array: &ArrayRef) -> Result<ArrayRef> {
-    Ok(match array.data_type() {
-        DataType::Utf8 | DataType::Utf8View => Arc::clone(array),
-        _ => cast(array, &DataType::Utf8)?,
-    })
-}
-
-/// The value of row `i` of a string array made by [`strings`] (NULL as `None`).
-fn text(array: &ArrayRef, i: usize) -> Option<&str> {
-    if array.is_null(i) {
-        return None;
-    }
-    Some(match array.data_type() {
-        DataType::Utf8View => array.as_string_view().value(i),
-        _ => array.as_string::<i32>().value(i),
-    })
+/// A text column as one string-view array (Parquet strings already are; others are cast).
+fn strings(array: &ArrayRef) -> Result<StringViewArray> {
+    Ok(cast(array, &DataType::Utf8View)?.as_string_view().clone())
 }
 
 impl Components {
@@ -361,9 +349,10 @@ impl Components {
                 continue; // an anonymous identifier links no member
             }
             let m = self.member(member_ids.value(i));
-            let (Some(id_type), Some(id_value)) = (text(&types, i), text(&values, i)) else {
+            if types.is_null(i) || values.is_null(i) {
                 continue;
-            };
+            }
+            let (id_type, id_value) = (types.value(i), values.value(i));
             match self.owner.entry(identifier_key(id_type, id_value)) {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     let other = *e.get();

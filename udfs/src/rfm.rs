@@ -19,9 +19,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{INSTANT, MICROS, instant_micros};
+use crate::args::{INSTANT, MICROS, instant_micros, logical_constant};
 use crate::rfm_segment::RfmSegment;
-use crate::table_arg::{NamedTable, constant};
+use crate::table_arg::NamedTable;
 
 const NAME: &str = "rfm";
 const MICROS_PER_DAY: i64 = 86_400 * MICROS;
@@ -78,7 +78,7 @@ fn bins(arg: Option<&Expr>) -> Result<i64> {
         return Ok(DEFAULT_BINS);
     };
     let expected = "a constant integer ≥ 1";
-    let value = constant(NAME, "bins", expected, arg)?;
+    let value = logical_constant(NAME, "bins", expected, arg)?;
     match value.cast_to(&DataType::Int64) {
         Ok(ScalarValue::Int64(Some(n))) if n >= 1 && value.data_type().is_integer() => Ok(n),
         _ => plan_err!("{NAME}: bins must be {expected}, got {value}"),
@@ -103,7 +103,11 @@ impl TableFunctionImpl for Rfm {
                 ("amount", "numeric", DataType::is_numeric),
             ],
         )?;
-        let as_of = instant_micros(NAME, "as_of", constant(NAME, "as_of", INSTANT, &exprs[1])?)?;
+        let as_of = instant_micros(
+            NAME,
+            "as_of",
+            &logical_constant(NAME, "as_of", INSTANT, &exprs[1])?,
+        )?;
         let bins = bins(exprs.get(2))?;
 
         let micros = DataType::Timestamp(TimeUnit::Microsecond, None);

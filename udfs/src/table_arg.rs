@@ -1,4 +1,4 @@
-//! Arguments of Audience's table functions: the table they read, and constants.
+//! The table a table function reads, named by its first argument.
 
 use std::sync::Arc;
 
@@ -81,18 +81,5 @@ impl NamedTable {
             }
         }
         Ok(())
-    }
-}
-
-/// A constant argument of a table function (already simplified to a literal by the planner).
-pub(crate) fn constant<'a>(
-    function: &str,
-    what: &str,
-    expected: &str,
-    arg: &'a Expr,
-) -> Result<&'a ScalarValue> {
-    match arg {
-        Expr::Literal(value, _) if !value.is_null() => Ok(value),
-        other => plan_err!("{function}: {what} must be {expected}, got {other}"),
     }
 }

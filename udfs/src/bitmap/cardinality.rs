@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::{bitmaps, check_bitmap, decode_all};
+use super::{BitmapArg, check_bitmap};
 
 const NAME: &str = "bitmap_cardinality";
 
@@ -60,9 +60,9 @@ impl ScalarUDFImpl for BitmapCardinality {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let counts = decode_all(NAME, &bitmaps(&arrays[0])?)
-            .map(|b| Ok(b?.map(|b| b.len() as i64)))
+        let mut bitmaps = BitmapArg::new(NAME, &args.args[0])?;
+        let counts = (0..args.number_rows)
+            .map(|i| Ok(bitmaps.get(i)?.map(|b| b.len() as i64)))
             .collect::<Result<Int64Array>>()?;
         Ok(ColumnarValue::Array(Arc::new(counts)))
     }

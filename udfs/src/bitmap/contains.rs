@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::{bitmaps, check_bitmap, check_id, decode_all, element, ids};
+use super::{BitmapArg, check_bitmap, check_id, element, ids};
 
 const NAME: &str = "bitmap_contains";
 
@@ -65,11 +65,12 @@ impl ScalarUDFImpl for BitmapContains {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let ids = ids(NAME, &arrays[1])?;
-        let found = decode_all(NAME, &bitmaps(&arrays[0])?)
-            .zip(ids.iter())
-            .map(|(bm, id)| match (bm?, id) {
+        let mut bitmaps = BitmapArg::new(NAME, &args.args[0])?;
+        let ids = ids(NAME, &args.args[1].to_array(args.number_rows)?)?;
+        let found = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| match (bitmaps.get(i)?, id) {
                 (Some(bm), Some(id)) => Ok(Some(bm.contains(element(NAME, id)?))),
                 _ => Ok(None),
             })

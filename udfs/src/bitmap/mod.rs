@@ -10,10 +10,11 @@ pub(crate) mod from_array;
 pub(crate) mod set_op;
 pub(crate) mod to_array;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::ColumnarValue;
 use roaring::RoaringBitmap;
 
 /// The bitmap in `bytes`, or an error saying that `function` got something else.
@@ -25,6 +26,7 @@ pub(crate) fn decode(function: &str, bytes: &[u8]) -> Result<RoaringBitmap> {
 /// `bitmap` in the portable format.
 pub(crate) fn encode(bitmap: &RoaringBitmap) -> Vec<u8> {
     let mut out = Vec::with_capacity(bitmap.serialized_size());
+    // ok: serializing into a Vec performs no I/O that could fail.
     bitmap
         .serialize_into(&mut out)
         .expect("writing to a Vec cannot fail");
@@ -92,6 +94,60 @@ pub(crate) fn strict() -> CastOptions<'static> {
     CastOptions {
         safe: false,
         ..Default::default()
+    }
+}
+
+/// A bitmap argument of a scalar function, decoded on demand: a constant once, an
+/// array row by row, reusing the previous row's decoded bitmap when the bytes are
+/// the same (a segment joined to every row is decoded once, not once per row).
+pub(crate) struct BitmapArg {
+    function: &'static str,
+    source: Source,
+    /// The last decoded array row and its bitmap.
+    last: Option<(usize, RoaringBitmap)>,
+}
+
+enum Source {
+    Constant(Option<RoaringBitmap>),
+    Rows(BinaryArray),
+}
+
+impl BitmapArg {
+    /// Reads argument `arg` of `function`.
+    pub(crate) fn new(function: &'static str, arg: &ColumnarValue) -> Result<Self> {
+        let source = match arg {
+            ColumnarValue::Scalar(s) => {
+                let bytes = s.to_array_of_size(1)?;
+                Source::Constant(
+                    decode_all(function, &bitmaps(&bytes)?)
+                        .next()
+                        .transpose()?
+                        .flatten(),
+                )
+            }
+            ColumnarValue::Array(a) => Source::Rows(bitmaps(a)?),
+        };
+        Ok(BitmapArg {
+            function,
+            source,
+            last: None,
+        })
+    }
+
+    /// The bitmap of row `i` (`None` for NULL).
+    pub(crate) fn get(&mut self, i: usize) -> Result<Option<&RoaringBitmap>> {
+        let values = match &self.source {
+            Source::Constant(bitmap) => return Ok(bitmap.as_ref()),
+            Source::Rows(values) => values,
+        };
+        if values.is_null(i) {
+            return Ok(None);
+        }
+        let same = matches!(&self.last, Some((j, _)) if values.value(*j) == values.value(i));
+        if !same {
+            self.last = Some((i, decode(self.function, values.value(i))?));
+        }
+        Ok(self.last.as_ref().map(|(_, bitmap)| bitmap))
     }
 }
 

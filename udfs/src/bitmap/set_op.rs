@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BinaryBuilder};
+use datafusion::arrow::array::BinaryBuilder;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::{
@@ -11,7 +11,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::{bitmaps, check_bitmap, decode_all, encode};
+use super::{BitmapArg, check_bitmap, encode};
 
 /// The set operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +94,17 @@ struct XorDoc;
 #[derive(Debug)]
 struct AndNotDoc;
 
+impl SetOp {
+    fn name(self) -> &'static str {
+        match self {
+            SetOp::And => "bitmap_and",
+            SetOp::Or => "bitmap_or",
+            SetOp::Xor => "bitmap_xor",
+            SetOp::AndNot => "bitmap_andnot",
+        }
+    }
+}
+
 /// The `bitmap_and` / `bitmap_or` / `bitmap_xor` / `bitmap_andnot` scalar functions.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct BitmapSetOp {
@@ -118,12 +129,7 @@ pub fn bitmap_set_ops() -> Vec<ScalarUDF> {
 
 impl ScalarUDFImpl for BitmapSetOp {
     fn name(&self) -> &str {
-        match self.op {
-            SetOp::And => "bitmap_and",
-            SetOp::Or => "bitmap_or",
-            SetOp::Xor => "bitmap_xor",
-            SetOp::AndNot => "bitmap_andnot",
-        }
+        self.op.name()
     }
 
     fn signature(&self) -> &Signature {
@@ -142,12 +148,12 @@ impl ScalarUDFImpl for BitmapSetOp {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (a, b) = (bitmaps(&arrays[0])?, bitmaps(&arrays[1])?);
-        let mut out = BinaryBuilder::with_capacity(a.len(), 0);
-        for (a, b) in decode_all(name, &a).zip(decode_all(name, &b)) {
-            match (a?, b?) {
+        let name = self.op.name();
+        let mut a = BitmapArg::new(name, &args.args[0])?;
+        let mut b = BitmapArg::new(name, &args.args[1])?;
+        let mut out = BinaryBuilder::with_capacity(args.number_rows, 0);
+        for i in 0..args.number_rows {
+            match (a.get(i)?, b.get(i)?) {
                 (Some(a), Some(b)) => out.append_value(encode(&match self.op {
                     SetOp::And => a & b,
                     SetOp::Or => a | b,

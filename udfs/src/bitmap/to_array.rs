@@ -10,7 +10,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::{bitmaps, check_bitmap, decode_all};
+use super::{BitmapArg, check_bitmap};
 
 const NAME: &str = "bitmap_to_array";
 
@@ -65,10 +65,10 @@ impl ScalarUDFImpl for BitmapToArray {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut bitmaps = BitmapArg::new(NAME, &args.args[0])?;
         let mut out = ListBuilder::new(Int64Builder::new()).with_field(Arc::new(item()));
-        for bm in decode_all(NAME, &bitmaps(&arrays[0])?) {
-            match bm? {
+        for i in 0..args.number_rows {
+            match bitmaps.get(i)? {
                 Some(bm) => {
                     out.values().extend(bm.iter().map(|id| Some(i64::from(id))));
                     out.append(true);
