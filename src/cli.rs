@@ -35,6 +35,20 @@ pub(crate) enum Command {
     /// Build an index over a dataset folder.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Serve the tables over Arrow Flight SQL (JDBC, ADBC, BI tools) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Read a password from stdin and print its hash for `[[server.users]] password_hash`.
+    HashPassword,
+}
+
+/// Arguments of `audience serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Address to listen on (HOST:PORT, port 0 for any free one); default server.addr.
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
 }
 
 /// Indexes `audience index` builds.

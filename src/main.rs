@@ -10,6 +10,7 @@ mod output;
 mod query;
 mod render;
 mod sample;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(args),
         Command::Export(args) => export::run(args),
         Command::Index(IndexCommand::Tags(args)) => index::run_tags(args),
+        Command::Serve(args) => serve::run(args),
+        Command::HashPassword => serve::hash_password_command(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

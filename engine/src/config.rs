@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::EngineError;
+use crate::server_config::ServerConfig;
 
 /// The checked-in defaults, every key documented.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -22,6 +23,8 @@ pub struct EngineConfig {
     /// Tables by name, added to (and overriding) those found in the dataset folder.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
+    /// The Flight SQL server.
+    pub server: ServerConfig,
 }
 
 /// Execution settings of the `[engine]` section.
@@ -109,7 +112,10 @@ impl EngineConfig {
 
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
     /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
-    /// `AUDIENCE_DATA_DIR` and `AUDIENCE_TABLE_<NAME>=<location>`.
+    /// `AUDIENCE_DATA_DIR`, `AUDIENCE_TABLE_<NAME>=<location>`, and the server's
+    /// `AUDIENCE_SERVER_ADDR`, `AUDIENCE_SERVER_QUERY_TIMEOUT`,
+    /// `AUDIENCE_SERVER_MAX_CONCURRENT_QUERIES`, `AUDIENCE_SERVER_MAX_QUEUED_QUERIES`,
+    /// `AUDIENCE_SERVER_TLS_CERT` and `AUDIENCE_SERVER_TLS_KEY`.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -124,6 +130,16 @@ impl EngineConfig {
                 "BATCH_SIZE" => self.engine.batch_size = parse_number(&key, &value)?,
                 "SPILL_DIR" => self.engine.spill_dir = value,
                 "DATA_DIR" => self.data.dir = value,
+                "SERVER_ADDR" => self.server.addr = value,
+                "SERVER_QUERY_TIMEOUT" => self.server.query_timeout = value,
+                "SERVER_MAX_CONCURRENT_QUERIES" => {
+                    self.server.max_concurrent_queries = parse_number(&key, &value)?
+                }
+                "SERVER_MAX_QUEUED_QUERIES" => {
+                    self.server.max_queued_queries = parse_number(&key, &value)?
+                }
+                "SERVER_TLS_CERT" => self.server.tls.cert = value,
+                "SERVER_TLS_KEY" => self.server.tls.key = value,
                 _ => {
                     if let Some(table) = name.strip_prefix("TABLE_") {
                         self.tables
@@ -143,7 +159,7 @@ impl EngineConfig {
                 "engine.batch_size must be at least 1".into(),
             ));
         }
-        Ok(())
+        self.server.validate()
     }
 }
 

@@ -8,9 +8,12 @@ mod error;
 mod export;
 mod member_ranges;
 mod memory;
+mod server_config;
 mod session;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
@@ -21,11 +24,29 @@ pub use catalog::local_location;
 pub use config::{DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, TableConfig};
 pub use error::{EngineError, ErrorKind, classify};
 pub use memory::{parse_memory_limit, total_memory};
+pub use server_config::{ExportConfig, Role, ServerConfig, TlsConfig, UserConfig, parse_duration};
+
+impl Dataset {
+    fn registered(&self) -> Result<std::sync::MutexGuard<'_, BTreeSet<String>>, EngineError> {
+        self.registered
+            .lock()
+            .map_err(|_| EngineError::Internal("table registry lock poisoned".into()))
+    }
+}
 
 /// A running engine: one session with its tables and functions.
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
+    dataset: Option<Arc<Dataset>>,
+}
+
+/// The dataset folder and the tables registered from it, for [`Engine::refresh_tables`].
+struct Dataset {
+    dir: PathBuf,
+    /// Names configured explicitly, which the folder never overrides.
+    configured: BTreeSet<String>,
+    registered: Mutex<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -40,8 +61,58 @@ impl Engine {
     /// Builds the session and registers every configured table.
     pub async fn start(config: &EngineConfig) -> Result<Self, EngineError> {
         let ctx = session::new_context(config)?;
-        session::register_tables(&ctx, config).await?;
-        Ok(Engine { ctx })
+        let registered = session::register_tables(&ctx, config).await?;
+        let dataset = match config.data.dir.as_str() {
+            "" => None,
+            dir => Some(Arc::new(Dataset {
+                dir: catalog::local_path("(dataset folder)", dir)?,
+                configured: config.tables.keys().cloned().collect(),
+                registered: Mutex::new(registered),
+            })),
+        };
+        Ok(Engine { ctx, dataset })
+    }
+
+    /// Brings the tables of the dataset folder up to date: a new subfolder
+    /// becomes a table, a removed one is dropped. A long-running server calls
+    /// this before each request, so tables written while it runs are visible to
+    /// the next query. A new folder that cannot be read yet is skipped (and
+    /// logged), not an error for the query at hand.
+    pub async fn refresh_tables(&self) -> Result<(), EngineError> {
+        let Some(dataset) = &self.dataset else {
+            return Ok(());
+        };
+        let found: Vec<(String, PathBuf)> = catalog::dataset_tables(&dataset.dir)?
+            .into_iter()
+            .filter(|(name, _)| !dataset.configured.contains(name))
+            .collect();
+        let known = dataset.registered()?.clone();
+        for name in known.iter() {
+            if !found.iter().any(|(n, _)| n == name) {
+                self.ctx.deregister_table(name.as_str())?;
+                dataset.registered()?.remove(name);
+            }
+        }
+        for (name, path) in found {
+            if known.contains(&name) {
+                continue;
+            }
+            let location = path.to_string_lossy();
+            match catalog::register_parquet(
+                &self.ctx,
+                &name,
+                &location,
+                catalog::dataset_sort_order(&name),
+            )
+            .await
+            {
+                Ok(()) => {
+                    dataset.registered()?.insert(name);
+                }
+                Err(e) => tracing::debug!(table = %name, error = %e, "new table not readable yet"),
+            }
+        }
+        Ok(())
     }
 
     /// The underlying DataFusion session.
@@ -62,7 +133,9 @@ impl Engine {
         self.statement(last).await
     }
 
-    async fn statement(&self, statement: Statement) -> Result<DataFrame, EngineError> {
+    /// Plans one parsed statement. Queries are returned unexecuted; DDL, `SET`
+    /// and `COPY … TO` (atomic) run now and return their result.
+    pub async fn statement(&self, statement: Statement) -> Result<DataFrame, EngineError> {
         if let Statement::CopyTo(copy) = statement {
             let result = export::copy_atomically(&self.ctx, copy).await?;
             return Ok(self.ctx.read_batches(result)?);
@@ -72,6 +145,7 @@ impl Engine {
     }
 }
 
-fn parse(sql: &str) -> Result<VecDeque<Statement>, EngineError> {
+/// Parses `;`-separated SQL into statements, in Audience's dialect.
+pub fn parse(sql: &str) -> Result<VecDeque<Statement>, EngineError> {
     Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?)
 }

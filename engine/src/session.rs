@@ -1,5 +1,8 @@
 //! Building the DataFusion session: execution options, memory pool, tables and functions.
 
+use std::collections::BTreeSet;
+
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -27,7 +30,11 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     // member-range files do not overlap, so sorted scans can keep their order
     options.execution.split_file_groups_by_statistics = true;
 
-    let mut runtime = RuntimeEnvBuilder::new();
+    // No file-listing cache: DataFusion's never expires, and files written while
+    // a server runs (exports, new tables) must be visible to the next query.
+    // Parquet footers and statistics stay cached, validated by size and mtime.
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
     if let Some(bytes) = parse_memory_limit(&e.memory_limit, total_memory())? {
         runtime = runtime.with_memory_pool(memory_pool(bytes));
     }
@@ -40,11 +47,13 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     Ok(ctx)
 }
 
-/// Registers the dataset folder's tables, then the explicitly configured ones.
+/// Registers the dataset folder's tables, then the explicitly configured ones;
+/// returns the names registered from the dataset folder.
 pub(crate) async fn register_tables(
     ctx: &SessionContext,
     config: &EngineConfig,
-) -> Result<(), EngineError> {
+) -> Result<BTreeSet<String>, EngineError> {
+    let mut from_folder = BTreeSet::new();
     if !config.data.dir.is_empty() {
         let dir = crate::catalog::local_path("(dataset folder)", &config.data.dir)?;
         for (name, path) in dataset_tables(&dir)? {
@@ -58,11 +67,12 @@ pub(crate) async fn register_tables(
                 dataset_sort_order(&name),
             )
             .await?;
+            from_folder.insert(name);
         }
     }
     for (name, table) in &config.tables {
         let order: Vec<&str> = table.sort_order().iter().map(String::as_str).collect();
         register_parquet(ctx, name, table.location(), &order).await?;
     }
-    Ok(())
+    Ok(from_folder)
 }

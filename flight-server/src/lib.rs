@@ -1,0 +1,23 @@
+//! The Arrow Flight SQL service of Audience: BI tools (JDBC), Python (ADBC)
+//! and dashboards connect here. Layers: [`serve`] (transport: TCP, TLS) →
+//! [`FlightSqlServer`] (the protocol: statements, prepared statements,
+//! metadata, auth, limits) → [`QueryEngine`] (the engine, one narrow trait).
+
+mod access;
+mod auth;
+mod flight_schema;
+mod limits;
+mod metadata;
+mod placeholders;
+mod query_engine;
+mod query_stream;
+mod server;
+mod service;
+mod status;
+mod ttl_map;
+
+pub use auth::hash_password;
+pub use query_engine::{QueryEngine, SharedEngine, TableInfo};
+pub use server::serve;
+pub use service::FlightSqlServer;
+pub use ttl_map::random_handle;

@@ -1,0 +1,217 @@
+//! A running query's result stream as served: batches converted to the Flight
+//! schema, a deadline, cancellation from `CancelFlightInfo`, and one log line
+//! per query (CONVENTIONS §9) written when the stream ends — finished, failed,
+//! timed out, cancelled, or dropped because the client went away. Dropping the
+//! stream drops DataFusion's, which stops the query and frees its memory.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::Stream;
+use futures::future::{AbortHandle, AbortRegistration};
+use futures::stream::Abortable;
+use tokio::time::Sleep;
+use tonic::Status;
+
+use crate::flight_schema::to_flight_batch;
+use crate::limits::Slot;
+use crate::status::{arrow_status, datafusion_status};
+
+/// Queries now streaming, by ticket handle, so `CancelFlightInfo` can stop them.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    queries: Mutex<HashMap<String, AbortHandle>>,
+}
+
+impl Running {
+    /// Stops the query streaming under `handle`; false if none is.
+    pub(crate) fn cancel(&self, handle: &str) -> bool {
+        match self.lock().remove(handle) {
+            Some(abort) => {
+                abort.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn register(&self, handle: &str) -> AbortRegistration {
+        let (abort, registration) = AbortHandle::new_pair();
+        self.lock().insert(handle.to_string(), abort);
+        registration
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.queries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the log line says about a query.
+#[derive(Debug)]
+pub(crate) struct QueryRecord {
+    /// Ticket handle; also the query's id in logs (its first 12 characters).
+    pub(crate) handle: String,
+    /// Who ran it.
+    pub(crate) user: String,
+    /// The SQL, as sent.
+    pub(crate) sql: Arc<str>,
+    /// Planning time (logical in GetFlightInfo, physical in DoGet).
+    pub(crate) plan: Duration,
+}
+
+/// How a query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Streaming,
+    Finished,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+/// The stream DoGet serves.
+pub(crate) struct QueryStream {
+    inner: Abortable<SendableRecordBatchStream>,
+    schema: SchemaRef,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+    record: QueryRecord,
+    running: Arc<Running>,
+    memory: Box<dyn Fn() -> usize + Send>,
+    slot: Slot,
+    started: Instant,
+    outcome: Outcome,
+    rows: usize,
+    bytes: usize,
+    peak_memory: usize,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+impl QueryStream {
+    /// Serves `inner` (executing since `started`) as `schema`, for at most `timeout`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        inner: SendableRecordBatchStream,
+        schema: SchemaRef,
+        timeout: Duration,
+        record: QueryRecord,
+        running: Arc<Running>,
+        memory: Box<dyn Fn() -> usize + Send>,
+        slot: Slot,
+        started: Instant,
+    ) -> Self {
+        let registration = running.register(&record.handle);
+        QueryStream {
+            inner: Abortable::new(inner, registration),
+            schema,
+            deadline: Box::pin(tokio::time::sleep_until((started + timeout).into())),
+            timeout,
+            record,
+            running,
+            memory,
+            slot,
+            started,
+            outcome: Outcome::Streaming,
+            rows: 0,
+            bytes: 0,
+            peak_memory: 0,
+        }
+    }
+
+    fn end(
+        &mut self,
+        outcome: Outcome,
+        error: Option<Status>,
+    ) -> Poll<Option<Result<RecordBatch, Status>>> {
+        self.outcome = outcome;
+        if let Some(e) = &error {
+            tracing::debug!(query = %short(&self.record.handle), error = %e.message(), "query stopped");
+        }
+        Poll::Ready(error.map(Err))
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<RecordBatch, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.outcome != Outcome::Streaming {
+            return Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let e = Status::deadline_exceeded(format!(
+                "the query ran longer than server.query_timeout ({:?}) and was stopped",
+                self.timeout
+            ));
+            return self.end(Outcome::TimedOut, Some(e));
+        }
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        let memory = (self.memory)();
+        self.peak_memory = self.peak_memory.max(memory);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) if self.inner.is_aborted() => {
+                let e = Status::cancelled("the query was cancelled (CancelFlightInfo)");
+                self.end(Outcome::Cancelled, Some(e))
+            }
+            Poll::Ready(None) => self.end(Outcome::Finished, None),
+            Poll::Ready(Some(Err(e))) => self.end(Outcome::Failed, Some(datafusion_status(e))),
+            Poll::Ready(Some(Ok(batch))) => match to_flight_batch(&batch, &self.schema) {
+                Ok(batch) => {
+                    self.rows += batch.num_rows();
+                    self.bytes += batch.get_array_memory_size();
+                    Poll::Ready(Some(Ok(batch)))
+                }
+                Err(e) => self.end(Outcome::Failed, Some(arrow_status(e))),
+            },
+        }
+    }
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.record.handle);
+        let outcome = match self.outcome {
+            // dropped mid-stream: the client disconnected or stopped reading
+            Outcome::Streaming => "disconnected",
+            Outcome::Finished => "finished",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+        };
+        let sql: String = self.record.sql.chars().take(300).collect();
+        tracing::info!(
+            target: "audience::query",
+            query = %short(&self.record.handle),
+            user = %self.record.user,
+            outcome,
+            queue_ms = self.slot.waited.as_millis() as u64,
+            plan_ms = self.record.plan.as_millis() as u64,
+            execute_ms = self.started.elapsed().as_millis() as u64,
+            rows = self.rows,
+            bytes = self.bytes,
+            engine_memory_peak_bytes = self.peak_memory,
+            sql = %sql,
+            "query"
+        );
+    }
+}
+
+/// The id a handle goes by in logs.
+pub(crate) fn short(handle: &str) -> &str {
+    &handle[..handle.len().min(12)]
+}
