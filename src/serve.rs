@@ -4,16 +4,12 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Duration;
 
 use audience_engine::{Engine, EngineConfig, Role, UserConfig};
 use audience_flight_server::{SharedEngine, hash_password, random_handle};
 
 use crate::cli::ServeArgs;
 use crate::error::CliError;
-
-/// How long in-flight queries may take to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     let mut config = crate::query::engine_config(&args.engine)?;
@@ -65,6 +61,7 @@ async fn serve(
         }
     };
     let server_config = config.server.clone();
+    let grace = config.server.shutdown_timeout();
     let mut server = tokio::spawn(async move {
         audience_flight_server::serve(engine, &server_config, listener, shutdown).await
     });
@@ -72,12 +69,12 @@ async fn serve(
         finished = &mut server => finished,
         signal = shutdown_signal() => {
             signal?;
-            tracing::info!("shutting down: letting in-flight queries finish (up to {SHUTDOWN_GRACE:?})");
+            tracing::info!("shutting down: letting in-flight queries finish (up to {grace:?})");
             let _ = stop.send(true);
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            match tokio::time::timeout(grace, &mut server).await {
                 Ok(finished) => finished,
                 Err(_) => {
-                    tracing::warn!("queries still running after {SHUTDOWN_GRACE:?}; cancelling them");
+                    tracing::warn!("queries still running after {grace:?}; cancelling them");
                     server.abort();
                     return Ok(());
                 }

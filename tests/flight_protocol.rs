@@ -252,3 +252,139 @@ async fn ddl_and_export_run_through_the_update_path() {
         .unwrap();
     assert!(denied.to_string().contains("admin"), "{denied}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_gives_running_queries_the_shutdown_timeout_then_exits() {
+    let server = TestServer::spawn(TestConfig::default().with_server("shutdown_timeout = \"1s\""));
+    let mut client = login(&server, "analyst").await;
+    let info = client
+        .execute(
+            "SELECT value FROM generate_series(1, 2000000000)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut stream = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    stream.next().await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "the running query got its grace: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_calls_answer_as_drivers_expect() {
+    use arrow::array::{Array, BinaryArray, StringArray};
+    use arrow_flight::IpcMessage;
+    use arrow_flight::sql::{
+        CommandGetCrossReference, CommandGetExportedKeys, CommandGetImportedKeys,
+        CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo, SqlInfo,
+    };
+
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+
+    let info = client.get_table_types().await.unwrap();
+    let types = fetch(&mut client, &info).await;
+    let types = types[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(
+        types.iter().flatten().collect::<Vec<_>>(),
+        ["TABLE", "VIEW"]
+    );
+
+    let tables = CommandGetTables {
+        catalog: None,
+        db_schema_filter_pattern: Some("pub%".into()),
+        table_name_filter_pattern: Some("member%".into()),
+        table_types: vec!["BASE TABLE".into()],
+        include_schema: true,
+    };
+    let info = client.get_tables(tables).await.unwrap();
+    let batches = fetch(&mut client, &info).await;
+    let names = batches[0].column_by_name("table_name").unwrap();
+    let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(
+        names.iter().flatten().collect::<Vec<_>>(),
+        ["member_tags", "members"]
+    );
+    let schemas = batches[0].column_by_name("table_schema").unwrap();
+    let schemas = schemas.as_any().downcast_ref::<BinaryArray>().unwrap();
+    let members = Schema::try_from(IpcMessage(schemas.value(1).to_vec().into())).unwrap();
+    assert_eq!(
+        members.field_with_name("tier").unwrap().data_type(),
+        &DataType::Utf8
+    );
+
+    let primary = CommandGetPrimaryKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_primary_keys(primary).await.unwrap();
+    assert_eq!(announced(&info).fields().len(), 6);
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let exported = CommandGetExportedKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_exported_keys(exported).await.unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let imported = CommandGetImportedKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_imported_keys(imported).await.unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let cross = CommandGetCrossReference {
+        pk_table: "members".into(),
+        fk_table: "events".into(),
+        ..Default::default()
+    };
+    let info = client.get_cross_reference(cross).await.unwrap();
+    assert_eq!(announced(&info).fields().len(), 13);
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+
+    let info = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 12);
+
+    for (user, read_only) in [("analyst", true), ("admin", false)] {
+        let mut c = login(&server, user).await;
+        let info = c
+            .get_sql_info(vec![
+                SqlInfo::FlightSqlServerName,
+                SqlInfo::FlightSqlServerReadOnly,
+            ])
+            .await
+            .unwrap();
+        let batches = fetch(&mut c, &info).await;
+        assert_eq!(rows(&batches), 2);
+        let printed = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(printed.contains("Audience"), "{printed}");
+        assert!(
+            printed.contains(&format!("{{bool_value={read_only}}}")),
+            "{printed}"
+        );
+    }
+}

@@ -75,6 +75,13 @@ fn adbc_client_queries_prepares_lists_and_is_authorized() {
             "{field} missing: {line}"
         );
     }
+    let rejected = server
+        .wait_for_log(
+            &["\"outcome\":\"rejected\"", "missing_table"],
+            Duration::from_secs(5),
+        )
+        .expect("a failed query is logged too");
+    assert!(rejected.contains("NotFound"), "{rejected}");
     assert_eq!(server.terminate(), 0, "SIGTERM stops the server cleanly");
 }
 

@@ -22,8 +22,9 @@ pub use tables::{
 };
 pub use writer::GenError;
 
-/// Version of the generator's output: bumped whenever the same seed would give other rows.
-pub const GENERATOR_VERSION: u32 = 3;
+/// Version of the generator's output: bumped whenever the same seed would give
+/// other rows or other files.
+pub const GENERATOR_VERSION: u32 = 4;
 
 /// Names of the generated tables, each a folder under the output directory.
 pub const TABLES: [&str; 5] = ["members", "events", "orders", "member_tags", "identities"];

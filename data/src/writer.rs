@@ -31,6 +31,14 @@ const BATCH_ROWS: usize = 65_536;
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
+/// Rows per data page for scanned tables: Parquet's default limit (pages also
+/// end at 1 MiB, checked every 1,024 rows).
+const DEFAULT_PAGE_ROWS: usize = 20_000;
+
+/// Rows per data page of `members`: a member-profile lookup (the dashboard
+/// drill-down) decodes one page of each column, so pages stay small.
+const MEMBER_PAGE_ROWS: usize = 1024;
+
 /// Why generation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
@@ -192,6 +200,7 @@ impl PartFile {
         index: usize,
         schema: &SchemaRef,
         sorted_by: &[usize],
+        page_rows: usize,
     ) -> Result<Self, GenError> {
         let path = dir.join(format!("part-{index:05}.parquet"));
         let tmp = dir.join(format!(".part-{index:05}.parquet.tmp"));
@@ -211,6 +220,7 @@ impl PartFile {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(page_rows)
             .set_sorting_columns(Some(sorting))
             .build();
         let writer = ArrowWriter::try_new(
@@ -281,11 +291,19 @@ impl FileContext<'_> {
     ) -> Result<GenSummary, GenError> {
         let dir = |t: &str| self.out.join(t);
         // member_id and ts are the first columns of events; member_id leads the others but orders.
-        let mut members = PartFile::create(&dir("members"), index, &MEMBERS_SCHEMA, &[0])?;
-        let mut events = PartFile::create(&dir("events"), index, &EVENTS_SCHEMA, &[0, 1])?;
-        let mut orders = PartFile::create(&dir("orders"), index, &ORDERS_SCHEMA, &[1, 2])?;
-        let mut tags = PartFile::create(&dir("member_tags"), index, &MEMBER_TAGS_SCHEMA, &[0])?;
-        let mut ids = PartFile::create(&dir("identities"), index, &IDENTITIES_SCHEMA, &[])?;
+        let page = DEFAULT_PAGE_ROWS;
+        let mut members = PartFile::create(
+            &dir("members"),
+            index,
+            &MEMBERS_SCHEMA,
+            &[0],
+            MEMBER_PAGE_ROWS,
+        )?;
+        let mut events = PartFile::create(&dir("events"), index, &EVENTS_SCHEMA, &[0, 1], page)?;
+        let mut orders = PartFile::create(&dir("orders"), index, &ORDERS_SCHEMA, &[1, 2], page)?;
+        let mut tags =
+            PartFile::create(&dir("member_tags"), index, &MEMBER_TAGS_SCHEMA, &[0], page)?;
+        let mut ids = PartFile::create(&dir("identities"), index, &IDENTITIES_SCHEMA, &[], page)?;
         let mut rows = Rows::default();
         let mut reported = 0;
         for id in lo..=hi {

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub handle_ttl: String,
     /// Lifetime of a bearer token.
     pub token_ttl: String,
+    /// How long running queries may take to finish after a shutdown signal.
+    pub shutdown_timeout: String,
     /// Serve plaintext on a non-loopback address.
     pub plaintext: bool,
     /// The users who may connect.
@@ -109,6 +111,7 @@ impl ServerConfig {
             ("query_timeout", &self.query_timeout),
             ("handle_ttl", &self.handle_ttl),
             ("token_ttl", &self.token_ttl),
+            ("shutdown_timeout", &self.shutdown_timeout),
         ] {
             parse_duration(value).map_err(|e| EngineError::Config(format!("server.{key}: {e}")))?;
         }
@@ -153,6 +156,11 @@ impl ServerConfig {
     /// The lifetime of bearer tokens.
     pub fn token_ttl(&self) -> Duration {
         parse_duration(&self.token_ttl).unwrap_or(Duration::from_secs(12 * 3600))
+    }
+
+    /// How long running queries may take to finish after a shutdown signal.
+    pub fn shutdown_timeout(&self) -> Duration {
+        parse_duration(&self.shutdown_timeout).unwrap_or(Duration::from_secs(10))
     }
 }
 

@@ -64,6 +64,10 @@ pub(crate) struct QueryRecord {
     pub(crate) sql: Arc<str>,
     /// Planning time (logical in GetFlightInfo, physical in DoGet).
     pub(crate) plan: Duration,
+    /// The query's execution slot, held until the stream ends.
+    pub(crate) slot: Slot,
+    /// When execution began.
+    pub(crate) started: Instant,
 }
 
 /// How a query ended.
@@ -85,8 +89,6 @@ pub(crate) struct QueryStream {
     record: QueryRecord,
     running: Arc<Running>,
     memory: Box<dyn Fn() -> usize + Send>,
-    slot: Slot,
-    started: Instant,
     outcome: Outcome,
     rows: usize,
     bytes: usize,
@@ -102,8 +104,8 @@ impl std::fmt::Debug for QueryStream {
 }
 
 impl QueryStream {
-    /// Serves `inner` (executing since `started`) as `schema`, for at most `timeout`.
-    #[allow(clippy::too_many_arguments)]
+    /// Serves `inner` as `schema`, stopping it `timeout` after `record.started`;
+    /// `memory` reads the engine's memory use.
     pub(crate) fn new(
         inner: SendableRecordBatchStream,
         schema: SchemaRef,
@@ -111,20 +113,16 @@ impl QueryStream {
         record: QueryRecord,
         running: Arc<Running>,
         memory: Box<dyn Fn() -> usize + Send>,
-        slot: Slot,
-        started: Instant,
     ) -> Self {
         let registration = running.register(&record.handle);
         QueryStream {
             inner: Abortable::new(inner, registration),
             schema,
-            deadline: Box::pin(tokio::time::sleep_until((started + timeout).into())),
+            deadline: Box::pin(tokio::time::sleep_until((record.started + timeout).into())),
             timeout,
             record,
             running,
             memory,
-            slot,
-            started,
             outcome: Outcome::Streaming,
             rows: 0,
             bytes: 0,
@@ -199,9 +197,9 @@ impl Drop for QueryStream {
             query = %short(&self.record.handle),
             user = %self.record.user,
             outcome,
-            queue_ms = self.slot.waited.as_millis() as u64,
+            queue_ms = self.record.slot.waited.as_millis() as u64,
             plan_ms = self.record.plan.as_millis() as u64,
-            execute_ms = self.started.elapsed().as_millis() as u64,
+            execute_ms = self.record.started.elapsed().as_millis() as u64,
             rows = self.rows,
             bytes = self.bytes,
             engine_memory_peak_bytes = self.peak_memory,

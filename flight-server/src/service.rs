@@ -223,6 +223,8 @@ impl FlightSqlServer {
             user: who.user.clone(),
             sql: planned.sql,
             plan: planned.plan + started.elapsed(),
+            slot,
+            started,
         };
         let batches = QueryStream::new(
             stream,
@@ -231,8 +233,6 @@ impl FlightSqlServer {
             record,
             Arc::clone(&self.running),
             Box::new(move || engine.memory_reserved()),
-            slot,
-            started,
         )
         .map_err(|s| FlightError::Tonic(Box::new(s)));
         let flight = FlightDataEncoderBuilder::new()
@@ -248,6 +248,72 @@ impl FlightSqlServer {
         let frame = self.engine.plan(statement).await.map_err(engine_status)?;
         let batches = frame.collect().await.map_err(datafusion_status)?;
         Ok(rows_written(&batches))
+    }
+
+    /// Creates a prepared statement: a query is planned now for its schemas.
+    async fn prepare(
+        &self,
+        who: &Identity,
+        sql: &str,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.refresh().await?;
+        let mut statements = audience_engine::parse(sql).map_err(engine_status)?;
+        if statements.len() != 1 {
+            return Err(bad_request(format!(
+                "a prepared statement holds exactly one SQL statement, got {}",
+                statements.len()
+            )));
+        }
+        let Some(mut statement) = statements.pop_front() else {
+            return Err(bad_request("no SQL statement given"));
+        };
+        number_positional_placeholders(&mut statement);
+        let access = access_of(&statement);
+        authorize(who, &access, &self.export_prefixes)?;
+        // Only queries are planned now; other statements would run when planned.
+        let (dataset_schema, parameters) = if access.is_read() {
+            let frame = self
+                .engine
+                .plan(statement.clone())
+                .await
+                .map_err(engine_status)?;
+            let parameters = parameter_types(&frame)?;
+            (
+                ipc_schema(&flight_schema(frame.schema().as_arrow()))?,
+                parameters,
+            )
+        } else {
+            (bytes::Bytes::new(), Vec::new())
+        };
+        let parameter_schema = if parameters.is_empty() {
+            bytes::Bytes::new()
+        } else {
+            let fields: Vec<Field> = parameters
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    Field::new(
+                        format!("${}", i + 1),
+                        t.clone().unwrap_or(DataType::Null),
+                        true,
+                    )
+                })
+                .collect();
+            ipc_schema(&Schema::new(fields))?
+        };
+        let handle = self.prepared.insert(Prepared {
+            owner: who.user.clone(),
+            sql: sql.into(),
+            statement,
+            access,
+            parameters,
+            values: None,
+        });
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema,
+            parameter_schema,
+        })
     }
 
     /// Stops a query by any ticket of `info`; true if one was stopped.
@@ -289,6 +355,21 @@ impl FlightSqlServer {
         }
         Ok((handle, prepared))
     }
+}
+
+/// The log line of a query that failed before it could run (CONVENTIONS §9).
+fn log_rejected(who: &Identity, sql: &str, started: Instant, error: &Status) {
+    let sql: String = sql.chars().take(300).collect();
+    tracing::info!(
+        target: "audience::query",
+        user = %who.user,
+        outcome = "rejected",
+        code = ?error.code(),
+        plan_ms = started.elapsed().as_millis() as u64,
+        error = %error.message(),
+        sql = %sql,
+        "query"
+    );
 }
 
 /// The number of rows a `COPY` wrote (its `count` column); 0 for DDL.
@@ -414,7 +495,10 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.who(&request)?;
         let started = Instant::now();
-        let frame = self.plan_sql(&who, &query.query).await?;
+        let frame = self
+            .plan_sql(&who, &query.query)
+            .await
+            .inspect_err(|e| log_rejected(&who, &query.query, started, e))?;
         self.planned_info(&who, frame, &query.query, started, request.into_inner())
     }
 
@@ -464,64 +548,10 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = self.who(&request)?;
-        self.refresh().await?;
-        let mut statements = audience_engine::parse(&query.query).map_err(engine_status)?;
-        if statements.len() != 1 {
-            return Err(bad_request(format!(
-                "a prepared statement holds exactly one SQL statement, got {}",
-                statements.len()
-            )));
-        }
-        let Some(mut statement) = statements.pop_front() else {
-            return Err(bad_request("no SQL statement given"));
-        };
-        number_positional_placeholders(&mut statement);
-        let access = access_of(&statement);
-        authorize(&who, &access, &self.export_prefixes)?;
-        // Only queries are planned now; other statements would run when planned.
-        let (dataset_schema, parameters) = if access.is_read() {
-            let frame = self
-                .engine
-                .plan(statement.clone())
-                .await
-                .map_err(engine_status)?;
-            let parameters = parameter_types(&frame)?;
-            (
-                ipc_schema(&flight_schema(frame.schema().as_arrow()))?,
-                parameters,
-            )
-        } else {
-            (bytes::Bytes::new(), Vec::new())
-        };
-        let parameter_schema = if parameters.is_empty() {
-            bytes::Bytes::new()
-        } else {
-            let fields: Vec<Field> = parameters
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    Field::new(
-                        format!("${}", i + 1),
-                        t.clone().unwrap_or(DataType::Null),
-                        true,
-                    )
-                })
-                .collect();
-            ipc_schema(&Schema::new(fields))?
-        };
-        let handle = self.prepared.insert(Prepared {
-            owner: who.user.clone(),
-            sql: query.query.as_str().into(),
-            statement,
-            access,
-            parameters,
-            values: None,
-        });
-        Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: handle.into_bytes().into(),
-            dataset_schema,
-            parameter_schema,
-        })
+        let started = Instant::now();
+        self.prepare(&who, &query.query)
+            .await
+            .inspect_err(|e| log_rejected(&who, &query.query, started, e))
     }
 
     async fn do_put_prepared_statement_query(
