@@ -50,6 +50,7 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::internal(format!("cannot read the listening address: {e}")))?;
+    audience_flight_server::check_transport(&config.server, addr)?;
     let tls = config.server.tls.enabled();
     print_welcome(&config, &addr.to_string(), tls, first_login.as_ref());
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightInfo,
@@ -40,6 +41,25 @@ async fn fetch(
         .try_collect()
         .await
         .unwrap()
+}
+
+/// Starts a query that would run for hours and reads its first batch.
+async fn start_endless_query(
+    client: &mut FlightSqlServiceClient<Channel>,
+) -> (FlightInfo, FlightRecordBatchStream) {
+    let info = client
+        .execute(
+            "SELECT value FROM generate_series(1, 2000000000)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut stream = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    stream.next().await.unwrap().unwrap();
+    (info, stream)
 }
 
 fn announced(info: &FlightInfo) -> Schema {
@@ -138,18 +158,7 @@ async fn large_batches_are_split_under_four_mib() {
 async fn cancel_flight_info_stops_a_running_query() {
     let server = TestServer::spawn(TestConfig::default());
     let mut client = login(&server, "analyst").await;
-    let info = client
-        .execute(
-            "SELECT value FROM generate_series(1, 2000000000)".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut stream = client
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap();
-    stream.next().await.unwrap().unwrap();
+    let (info, mut stream) = start_endless_query(&mut client).await;
     let action = Action::new(
         "CancelFlightInfo",
         CancelFlightInfoRequest::new(info.clone()).encode_to_vec(),
@@ -257,18 +266,7 @@ async fn ddl_and_export_run_through_the_update_path() {
 async fn sigterm_gives_running_queries_the_shutdown_timeout_then_exits() {
     let server = TestServer::spawn(TestConfig::default().with_server("shutdown_timeout = \"1s\""));
     let mut client = login(&server, "analyst").await;
-    let info = client
-        .execute(
-            "SELECT value FROM generate_series(1, 2000000000)".into(),
-            None,
-        )
-        .await
-        .unwrap();
-    let mut stream = client
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap();
-    stream.next().await.unwrap().unwrap();
+    let (_info, _stream) = start_endless_query(&mut client).await;
     let started = std::time::Instant::now();
     let code = tokio::task::spawn_blocking(move || server.terminate())
         .await

@@ -238,3 +238,17 @@ fn the_printed_python_snippet_works_as_written() {
         "the snippet prints event counts: {printed}"
     );
 }
+
+#[test]
+fn plaintext_is_refused_off_loopback_and_bad_server_config_is_named() {
+    common::sample_dir();
+    common::audience(&["serve", "--addr", "0.0.0.0:0"]).user_error("refusing to serve plaintext");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nquery_timeout = \"soon\"\n").unwrap();
+    common::audience(&["serve", "--config", config.to_str().unwrap()])
+        .user_error("server.query_timeout");
+    std::fs::write(&config, "[server.tls]\ncert = \"/nowhere/cert.pem\"\n").unwrap();
+    common::audience(&["serve", "--config", config.to_str().unwrap()])
+        .user_error("both cert and key");
+}

@@ -18,6 +18,6 @@ mod ttl_map;
 
 pub use auth::hash_password;
 pub use query_engine::{QueryEngine, SharedEngine, TableInfo};
-pub use server::serve;
+pub use server::{check_transport, serve};
 pub use service::FlightSqlServer;
 pub use ttl_map::random_handle;

@@ -2,6 +2,7 @@
 //! allowed), serving [`FlightSqlServer`] until a shutdown signal.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -28,16 +29,12 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| EngineError::Invalid(format!("cannot read the listening address: {e}")))?;
+    check_transport(config, addr)?;
     let mut builder = Server::builder();
     if config.tls.enabled() {
         builder = builder
             .tls_config(tls_config(config)?)
             .map_err(|e| EngineError::Config(format!("server.tls: {e}")))?;
-    } else if !config.plaintext && !addr.ip().is_loopback() {
-        return Err(EngineError::Config(format!(
-            "refusing to serve plaintext on {addr}, which is not a loopback address: configure \
-             [server.tls] cert and key, or set server.plaintext = true"
-        )));
     }
     let service = FlightServiceServer::new(FlightSqlServer::new(Arc::clone(&engine), config))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -47,6 +44,17 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| EngineError::Internal(format!("the Flight SQL server stopped: {e}")))
+}
+
+/// Refuses plaintext on a non-loopback address unless `server.plaintext` allows it.
+pub fn check_transport(config: &ServerConfig, addr: SocketAddr) -> Result<(), EngineError> {
+    if config.tls.enabled() || config.plaintext || addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(EngineError::Config(format!(
+        "refusing to serve plaintext on {addr}, which is not a loopback address: configure \
+         [server.tls] cert and key, or set server.plaintext = true"
+    )))
 }
 
 fn tls_config(config: &ServerConfig) -> Result<ServerTlsConfig, EngineError> {

@@ -192,7 +192,7 @@ impl FlightSqlServer {
         Ok(Response::new(info))
     }
 
-    /// Streams a prepared-statement-free query result.
+    /// Streams the query planned under `handle` (its ticket), within a slot and the timeout.
     async fn stream_planned(
         &self,
         who: &Identity,
