@@ -108,7 +108,11 @@ pub(crate) async fn register_parquet(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    let table = ListingTable::try_new(config)?;
+    // Per-file statistics are cached for the session (validated by size and
+    // mtime), as DataFusion's own table registration does; without it every
+    // query re-derives them from each file's footer.
+    let table = ListingTable::try_new(config)?
+        .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
     ctx.register_table(name, Arc::new(table))?;
     tracing::debug!(table = name, location = %path.display(), ?sort_order, "registered table");
     Ok(())
