@@ -191,7 +191,6 @@ impl Drop for QueryStream {
             Outcome::TimedOut => "timed_out",
             Outcome::Cancelled => "cancelled",
         };
-        let sql: String = self.record.sql.chars().take(300).collect();
         tracing::info!(
             target: "audience::query",
             query = %short(&self.record.handle),
@@ -203,10 +202,15 @@ impl Drop for QueryStream {
             rows = self.rows,
             bytes = self.bytes,
             engine_memory_peak_bytes = self.peak_memory,
-            sql = %sql,
+            sql = %sql_for_log(&self.record.sql),
             "query"
         );
     }
+}
+
+/// The SQL as logged: its first 300 characters.
+pub(crate) fn sql_for_log(sql: &str) -> String {
+    sql.chars().take(300).collect()
 }
 
 /// The id a handle goes by in logs.

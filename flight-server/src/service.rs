@@ -47,7 +47,7 @@ use crate::metadata::{
 };
 use crate::placeholders::number_positional_placeholders;
 use crate::query_engine::SharedEngine;
-use crate::query_stream::{QueryRecord, QueryStream, Running, short};
+use crate::query_stream::{QueryRecord, QueryStream, Running, short, sql_for_log};
 use crate::status::{arrow_status, bad_request, datafusion_status, engine_status};
 use crate::ttl_map::TtlMap;
 
@@ -66,13 +66,16 @@ struct Planned {
     plan: Duration,
 }
 
-/// A prepared statement: its SQL with `?` numbered, and bound values.
+/// A prepared statement: its SQL with `?` numbered, its plan, and bound values.
 #[derive(Clone)]
 struct Prepared {
     owner: String,
     sql: Arc<str>,
     statement: Statement,
     access: Access,
+    /// A query's plan, made once when prepared; `None` for updates, which run
+    /// when planned.
+    frame: Option<DataFrame>,
     /// The type of each `$n` where the planner inferred one.
     parameters: Vec<Option<DataType>>,
     values: Option<Vec<ScalarValue>>,
@@ -83,7 +86,7 @@ pub struct FlightSqlServer {
     engine: SharedEngine,
     auth: Authenticator,
     tickets: TtlMap<Planned>,
-    prepared: TtlMap<Prepared>,
+    prepared: TtlMap<Arc<Prepared>>,
     running: Arc<Running>,
     admission: Admission,
     query_timeout: Duration,
@@ -271,19 +274,17 @@ impl FlightSqlServer {
         let access = access_of(&statement);
         authorize(who, &access, &self.export_prefixes)?;
         // Only queries are planned now; other statements would run when planned.
-        let (dataset_schema, parameters) = if access.is_read() {
+        let (frame, dataset_schema, parameters) = if access.is_read() {
             let frame = self
                 .engine
                 .plan(statement.clone())
                 .await
                 .map_err(engine_status)?;
             let parameters = parameter_types(&frame)?;
-            (
-                ipc_schema(&flight_schema(frame.schema().as_arrow()))?,
-                parameters,
-            )
+            let schema = ipc_schema(&flight_schema(frame.schema().as_arrow()))?;
+            (Some(frame), schema, parameters)
         } else {
-            (bytes::Bytes::new(), Vec::new())
+            (None, bytes::Bytes::new(), Vec::new())
         };
         let parameter_schema = if parameters.is_empty() {
             bytes::Bytes::new()
@@ -301,14 +302,15 @@ impl FlightSqlServer {
                 .collect();
             ipc_schema(&Schema::new(fields))?
         };
-        let handle = self.prepared.insert(Prepared {
+        let handle = self.prepared.insert(Arc::new(Prepared {
             owner: who.user.clone(),
             sql: sql.into(),
             statement,
             access,
+            frame,
             parameters,
             values: None,
-        });
+        }));
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema,
@@ -339,7 +341,7 @@ impl FlightSqlServer {
         cancelled
     }
 
-    fn prepared(&self, who: &Identity, handle: &[u8]) -> Result<(String, Prepared), Status> {
+    fn prepared(&self, who: &Identity, handle: &[u8]) -> Result<(String, Arc<Prepared>), Status> {
         let handle = String::from_utf8_lossy(handle).into_owned();
         let prepared = self.prepared.get(&handle).ok_or_else(|| {
             Status::not_found(
@@ -359,7 +361,6 @@ impl FlightSqlServer {
 
 /// The log line of a query that failed before it could run (CONVENTIONS §9).
 fn log_rejected(who: &Identity, sql: &str, started: Instant, error: &Status) {
-    let sql: String = sql.chars().take(300).collect();
     tracing::info!(
         target: "audience::query",
         user = %who.user,
@@ -367,7 +368,7 @@ fn log_rejected(who: &Identity, sql: &str, started: Instant, error: &Status) {
         code = ?error.code(),
         plan_ms = started.elapsed().as_millis() as u64,
         error = %error.message(),
-        sql = %sql,
+        sql = %sql_for_log(sql),
         "query"
     );
 }
@@ -511,15 +512,22 @@ impl FlightSqlService for FlightSqlServer {
         let started = Instant::now();
         let (_, prepared) = self.prepared(&who, &query.prepared_statement_handle)?;
         authorize(&who, &prepared.access, &self.export_prefixes)?;
-        self.refresh().await?;
-        let mut frame = self
-            .engine
-            .plan(prepared.statement.clone())
-            .await
-            .map_err(engine_status)?;
-        match prepared.values {
+        let mut frame = match &prepared.frame {
+            Some(frame) => frame.clone(),
+            // an update run as a query: it runs now, its result is streamed
+            None => {
+                self.refresh().await?;
+                self.engine
+                    .plan(prepared.statement.clone())
+                    .await
+                    .map_err(engine_status)?
+            }
+        };
+        match &prepared.values {
             Some(values) => {
-                frame = frame.with_param_values(values).map_err(datafusion_status)?;
+                frame = frame
+                    .with_param_values(values.clone())
+                    .map_err(datafusion_status)?;
             }
             None if !prepared.parameters.is_empty() => {
                 return Err(bad_request(format!(
@@ -560,7 +568,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let who = self.who(&request)?;
-        let (handle, mut prepared) = self.prepared(&who, &query.prepared_statement_handle)?;
+        let (handle, prepared) = self.prepared(&who, &query.prepared_statement_handle)?;
         let batches: Vec<RecordBatch> =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
                 request.into_inner().map_err(FlightError::from),
@@ -568,8 +576,11 @@ impl FlightSqlService for FlightSqlServer {
             .try_collect()
             .await
             .map_err(|e| bad_request(format!("cannot read the bound parameter values: {e}")))?;
-        prepared.values = Some(bound_values(&batches, &prepared.parameters)?);
-        if !self.prepared.update(&handle, prepared) {
+        let bound = Prepared {
+            values: Some(bound_values(&batches, &prepared.parameters)?),
+            ..Prepared::clone(&prepared)
+        };
+        if !self.prepared.update(&handle, Arc::new(bound)) {
             return Err(Status::not_found(
                 "the prepared statement was closed while binding",
             ));
@@ -593,7 +604,7 @@ impl FlightSqlService for FlightSqlServer {
             ));
         }
         self.refresh().await?;
-        self.run_update(prepared.statement).await
+        self.run_update(prepared.statement.clone()).await
     }
 
     async fn do_put_statement_update(
