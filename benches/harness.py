@@ -1,4 +1,4 @@
-"""Benchmark harness shared by the suites in benches/: the same queries on
+"""Benchmark helper for benches/tag_segment.py (the workload itself is `audience bench`): the same queries on
 Audience, ClickHouse (chDB) and DuckDB over the same Parquet files, in one run,
 interleaved (A B C A B C ...), after each engine's answer is checked equal.
 

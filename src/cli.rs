@@ -39,6 +39,43 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Read a password from stdin and print its hash for `[[server.users]] password_hash`.
     HashPassword,
+    /// Benchmark Audience against ClickHouse (chDB), DuckDB and plain DataFusion on
+    /// the same Parquet files, interleaved, answers checked equal first.
+    Bench(BenchArgs),
+}
+
+/// Arguments of `audience bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Dataset scale; generated into data/<scale> if absent.
+    #[arg(long, default_value = "m")]
+    pub(crate) scale: audience_data::Scale,
+    /// Dataset folder to use instead of data/<scale> (not generated).
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// Engines, comma-separated; the first one's answers are the reference.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "audience,audience-flight,clickhouse,duckdb,datafusion"
+    )]
+    pub(crate) engines: Vec<crate::bench::EngineKind>,
+    /// Queries by id or prefix (q1, q8_member_profile, f), comma-separated; default all.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) queries: Vec<String>,
+    /// Counted runs per query and engine, after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Folder for <date>-<scale>.json, .md and .svg.
+    #[arg(long, default_value = "benches/results")]
+    pub(crate) out: PathBuf,
+    /// Python with the peers installed; default benches/.venv, made on first use.
+    #[arg(long)]
+    pub(crate) python: Option<PathBuf>,
+    /// Print two results files side by side instead of running.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    pub(crate) compare: Option<Vec<PathBuf>>,
 }
 
 /// Arguments of `audience serve`.

@@ -2,6 +2,7 @@
 //! stderr is not a terminal).
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,73 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn scale_name(scale: Scale) -> &'static str {
+/// The file in a dataset folder naming what generated it.
+const STAMP_FILE: &str = ".audience-data";
+
+/// Generates `scale`'s dataset (seed 42, and its tag index when `tag_index`)
+/// into `dir`, unless the folder's stamp says it already holds exactly that.
+/// Built beside `dir` and renamed into place, so a reader never sees half a
+/// dataset and concurrent first uses agree.
+pub(crate) fn ensure_dataset(
+    dir: &Path,
+    scale: Scale,
+    threads: Option<usize>,
+    tag_index: bool,
+) -> Result<(), CliError> {
+    let stamp = format!(
+        "audience-data {} scale={} seed=42{}\n",
+        audience_data::GENERATOR_VERSION,
+        scale_name(scale),
+        if tag_index { " tag_bitmaps" } else { "" }
+    );
+    let current =
+        |dir: &Path| std::fs::read_to_string(dir.join(STAMP_FILE)).is_ok_and(|s| s == stamp);
+    if current(dir) {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir).to_path_buf();
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| CliError::internal(format!("cannot create {}: {e}", parent.display())))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}-{}", std::process::id()));
+    eprintln!(
+        "generating the {} dataset in {} ...",
+        scale_name(scale),
+        dir.display()
+    );
+    let mut config = GenConfig::new(scale, &tmp);
+    if let Some(t) = threads {
+        config.threads = config.threads.min(t);
+    }
+    generate_with_progress(&config)?;
+    if tag_index {
+        crate::index::index_folder(&tmp)?;
+    }
+    std::fs::write(tmp.join(STAMP_FILE), &stamp)
+        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", tmp.display())))?;
+    if current(dir) {
+        // another process finished first
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !current(dir) {
+            return Err(CliError::internal(format!(
+                "cannot move the dataset into {}: {e}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The scale's name, as `--scale` spells it.
+pub(crate) fn scale_name(scale: Scale) -> &'static str {
     match scale {
         Scale::Tiny => "tiny",
         Scale::S => "s",

@@ -1,5 +1,6 @@
 //! `audience`: the command-line front of the Audience engine.
 
+mod bench;
 mod cli;
 mod error;
 mod export;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Index(IndexCommand::Tags(args)) => index::run_tags(args),
         Command::Serve(args) => serve::run(args),
         Command::HashPassword => serve::hash_password_command(),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

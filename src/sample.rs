@@ -3,19 +3,9 @@
 
 use std::path::PathBuf;
 
-use audience_data::{GenConfig, Scale};
+use audience_data::Scale;
 
 use crate::error::CliError;
-
-/// Identifies what generated the sample; a folder with another stamp is regenerated.
-fn stamp() -> String {
-    format!(
-        "audience-data {} scale=tiny seed=42 tag_bitmaps\n",
-        audience_data::GENERATOR_VERSION
-    )
-}
-
-const STAMP_FILE: &str = ".audience-sample";
 
 /// The sample folder: `data/sample` in the source tree, or the user cache when
 /// the binary runs away from its source tree.
@@ -34,38 +24,6 @@ fn sample_dir() -> PathBuf {
 /// The sample dataset folder, generated first if absent or stale.
 pub(crate) fn ensure_sample() -> Result<PathBuf, CliError> {
     let dir = sample_dir();
-    if std::fs::read_to_string(dir.join(STAMP_FILE)).is_ok_and(|s| s == stamp()) {
-        return Ok(dir);
-    }
-    let parent = dir.parent().unwrap_or(&dir).to_path_buf();
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| CliError::internal(format!("cannot create {}: {e}", parent.display())))?;
-    // Generate beside the target and rename, so concurrent first uses never see half a dataset.
-    let tmp = parent.join(format!(".sample-{}", std::process::id()));
-    eprintln!(
-        "generating the sample dataset (scale tiny) in {} ...",
-        dir.display()
-    );
-    let mut config = GenConfig::new(Scale::Tiny, &tmp);
-    config.threads = config.threads.min(2);
-    crate::generate::generate_with_progress(&config)?;
-    crate::index::index_folder(&tmp)?;
-    std::fs::write(tmp.join(STAMP_FILE), stamp())
-        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", tmp.display())))?;
-    if dir.exists() && std::fs::read_to_string(dir.join(STAMP_FILE)).is_ok_and(|s| s == stamp()) {
-        // another process finished first
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(dir);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(e) = std::fs::rename(&tmp, &dir) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !dir.join(STAMP_FILE).exists() {
-            return Err(CliError::internal(format!(
-                "cannot move sample into {}: {e}",
-                dir.display()
-            )));
-        }
-    }
+    crate::generate::ensure_dataset(&dir, Scale::Tiny, Some(2), true)?;
     Ok(dir)
 }

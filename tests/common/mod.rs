@@ -129,10 +129,8 @@ pub fn csv_rows(csv: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Runs the Python test script `script` (relative to the repo) with `args` in the
-/// test venv that `scripts/test.sh` creates, and returns its stdout; fails the test
-/// with the script's output when it exits non-zero.
-pub fn python_script(script: &str, args: &[&str]) -> String {
+/// The test venv's Python (`AUDIENCE_TEST_PYTHON` overrides it).
+pub fn test_python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("AUDIENCE_TEST_PYTHON")
         .map(PathBuf::from)
@@ -142,7 +140,15 @@ pub fn python_script(script: &str, args: &[&str]) -> String {
         "{} is missing: run scripts/test.sh, which creates the test venv (tests/requirements.txt)",
         python.display()
     );
-    let out = Command::new(&python)
+    python
+}
+
+/// Runs the Python test script `script` (relative to the repo) with `args` in the
+/// test venv that `scripts/test.sh` creates, and returns its stdout; fails the test
+/// with the script's output when it exits non-zero.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(test_python())
         .arg(root.join(script))
         .args(args)
         .env("AUDIENCE_LOG", "error")
