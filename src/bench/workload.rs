@@ -63,13 +63,13 @@ pub(crate) const WORKLOAD: &[Query] = &[
         "q6_daily_gmv",
         "daily GMV and buyers by channel, 90 days",
         Some("f3_scan_gmv"),
-        ["plain", "clickhouse"]
+        ["audience", "plain", "clickhouse"]
     ),
     query!(
         "q7_top_categories",
         "top 100 categories by buyers, 11.11 week",
         None,
-        ["plain", "clickhouse"]
+        ["audience", "plain", "clickhouse"]
     ),
     query!(
         "q8_member_profile",
