@@ -251,7 +251,7 @@ impl Worker {
         writeln!(self.stdin, "{request}")
             .and_then(|()| self.stdin.flush())
             .map_err(|_| "the engine's process exited (see its message above)".to_string())?;
-        let answer = self.read_line()?;
+        let mut answer = self.read_line()?;
         if let Some(error) = answer["error"].as_str() {
             return Err(error.to_string());
         }
@@ -259,7 +259,7 @@ impl Worker {
             .as_f64()
             .ok_or("worker answer without seconds")?;
         let rows =
-            serde_json::from_value(answer["rows"].clone()).map_err(|e| format!("bad rows: {e}"))?;
+            serde_json::from_value(answer["rows"].take()).map_err(|e| format!("bad rows: {e}"))?;
         Ok((seconds, rows))
     }
 }
