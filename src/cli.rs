@@ -112,9 +112,12 @@ pub(crate) struct GenArgs {
     /// Random seed; the same seed gives the same rows at any thread count.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
-    /// Output folder (one subfolder per table); default data/<scale>.
+    /// Output folder (one subfolder per table): a path, file:// or s3://bucket/prefix; default data/<scale>.
     #[arg(long)]
     pub(crate) out: Option<String>,
+    /// Engine config file (TOML): its [storage.s3] settings are used for an s3:// --out.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
     /// Events fall in the 365 days before this date (YYYY-MM-DD, exclusive).
     #[arg(long)]
     pub(crate) end_date: Option<audience_data::NaiveDate>,
@@ -143,10 +146,10 @@ pub(crate) struct EngineArgs {
     /// Engine config file (TOML).
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
-    /// Dataset folder: one subfolder of Parquet files per table.
+    /// Dataset folder (a path, file:// or s3://bucket/prefix): one subfolder of Parquet files per table.
     #[arg(long)]
     pub(crate) data: Option<String>,
-    /// A table as NAME=PATH (a .parquet file or a folder of them); repeatable.
+    /// A table as NAME=LOCATION (a .parquet file or a folder of them, local or s3://); repeatable.
     #[arg(long = "table", value_name = "NAME=PATH")]
     pub(crate) tables: Vec<String>,
     /// Memory limit for the query, e.g. "4GB" or "50%".
@@ -185,7 +188,7 @@ pub(crate) struct ExportArgs {
     pub(crate) sql: SqlArgs,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
-    /// The file to write (a local path or file:// URL); replaced atomically when complete.
+    /// The file to write (a path, file:// URL or s3://bucket/key); replaced atomically when complete.
     #[arg(long)]
     pub(crate) to: String,
     /// File format; default from the extension of --to.

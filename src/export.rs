@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use audience_engine::Engine;
+use audience_engine::{Engine, Location};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{ExportArgs, ExportFormat};
@@ -17,10 +17,28 @@ use crate::query::{engine_config, read_sql, run_task};
 pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
     let sql = read_sql(&args.sql)?;
     let config = engine_config(&args.engine)?;
-    let target = audience_engine::local_location(&format!("--to {}", args.to), &args.to)?;
+    let location = Location::parse(&format!("--to {}", args.to), &args.to)?;
     let format = match args.format {
         Some(f) => f,
-        None => format_of(&target)?,
+        None => format_of(&args.to)?,
+    };
+    let Location::Local(target) = location else {
+        // An object is written by the engine's atomic COPY.
+        return run_task(async move {
+            let started = Instant::now();
+            let engine = Engine::start(&config).await?;
+            let stored_as = match format {
+                ExportFormat::Parquet => "PARQUET",
+                ExportFormat::Csv => "CSV",
+            };
+            let rows = engine.export(&sql, &args.to, stored_as).await?;
+            eprintln!(
+                "exported {rows} rows to {} in {:.1} s",
+                args.to,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        });
     };
     let output = Output::open(Some(&target), format.into())?.with_progress(progress_bar());
     run_task(async move {
@@ -37,13 +55,13 @@ pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
     })
 }
 
-fn format_of(target: &std::path::Path) -> Result<ExportFormat, CliError> {
-    match target.extension().and_then(|e| e.to_str()) {
+fn format_of(target: &str) -> Result<ExportFormat, CliError> {
+    let name = target.rsplit('/').next().unwrap_or(target);
+    match name.rsplit_once('.').map(|(_, e)| e) {
         Some(e) if e.eq_ignore_ascii_case("parquet") => Ok(ExportFormat::Parquet),
         Some(e) if e.eq_ignore_ascii_case("csv") => Ok(ExportFormat::Csv),
         _ => Err(CliError::user(format!(
-            "cannot tell the format of {} from its name: pass --format parquet or --format csv",
-            target.display()
+            "cannot tell the format of {target} from its name: pass --format parquet or --format csv"
         ))),
     }
 }

@@ -6,8 +6,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use audience_data::{GenConfig, GenProgress, GenSummary, Scale};
+use std::sync::Arc;
+
+use audience_data::{FileHook, GenConfig, GenProgress, GenSummary, Scale};
+use audience_engine::{EngineConfig, Location, S3Config, object_store_for, storage_error};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
 
 use crate::cli::GenArgs;
 use crate::error::CliError;
@@ -22,7 +27,19 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     let out = args
         .out
         .unwrap_or_else(|| format!("data/{}", scale_name(args.scale)));
-    let out = audience_engine::local_location(&format!("--out {out}"), &out)?;
+    let location = Location::parse(&format!("--out {out}"), &out)?;
+    // An s3:// dataset is written file by file into a local staging folder,
+    // each file uploaded and removed as soon as it is complete.
+    let (out, staging) = match &location {
+        Location::Local(path) => (path.clone(), None),
+        Location::S3 { .. } => {
+            let dir = tempfile::Builder::new()
+                .prefix("audience-gen-")
+                .tempdir()
+                .map_err(|e| CliError::internal(format!("cannot create a staging folder: {e}")))?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
+    };
     let mut config = GenConfig::new(args.scale, out);
     config.members = members;
     config.events = events;
@@ -36,6 +53,21 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
         }
         config.threads = t;
     }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    if staging.is_some() {
+        let mut engine = match &args.config {
+            Some(path) => EngineConfig::from_file(path)?,
+            None => EngineConfig::default(),
+        };
+        engine.apply_env(std::env::vars())?;
+        config.on_file = Some(upload_hook(
+            &engine.storage.s3,
+            &location,
+            &config.out,
+            runtime.handle().clone(),
+        )?);
+    }
     let started = Instant::now();
     let summary = generate_with_progress(&config)?;
     let secs = started.elapsed().as_secs_f64();
@@ -47,13 +79,56 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
         summary.rows_of("orders"),
         summary.rows_of("member_tags"),
         summary.rows_of("identities"),
-        config.out.display(),
+        location,
         summary.files_per_table,
         summary.bytes as f64 / 1e6,
         secs,
         ev as f64 / secs / 1e6,
     );
     Ok(())
+}
+
+/// A hook that uploads each finished file to the same relative key under
+/// `target` (an S3 prefix), then removes the local file.
+fn upload_hook(
+    s3: &S3Config,
+    target: &Location,
+    staging: &Path,
+    runtime: tokio::runtime::Handle,
+) -> Result<FileHook, CliError> {
+    let (store, prefix) = object_store_for(s3, target)?;
+    let staging = staging.to_path_buf();
+    let target = target.clone();
+    Ok(FileHook(Arc::new(move |file: &Path| {
+        let relative = file
+            .strip_prefix(&staging)
+            .map_err(|_| format!("{} is outside the staging folder", file.display()))?;
+        let key = relative.iter().fold(prefix.clone(), |key, part| {
+            key.join(part.to_string_lossy().as_ref())
+        });
+        runtime.block_on(async {
+            let mut source = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let mut upload = BufWriter::new(Arc::clone(&store), key.clone());
+            let copied = tokio::io::copy(&mut source, &mut upload).await;
+            let finished = match copied {
+                Ok(_) => upload.shutdown().await,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    Err(e)
+                }
+            };
+            finished.map_err(|e| {
+                let e = object_store::Error::Generic {
+                    store: "S3",
+                    source: Box::new(e),
+                };
+                storage_error(&target, e).to_string()
+            })
+        })?;
+        std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))
+    })))
 }
 
 /// The file in a dataset folder naming what generated it.

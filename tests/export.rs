@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{audience, csv_rows, read_file, sample_dir};
+use common::{audience, audience_with_env, csv_rows, read_file, sample_dir};
 
 /// Every entry of `dir`, names sorted.
 fn entries(dir: &Path) -> Vec<String> {
@@ -64,8 +64,17 @@ fn export_writes_parquet_and_csv() {
 fn export_needs_a_format_it_can_tell() {
     audience(&["export", "SELECT 1", "--to", "/tmp/audience-segment.bin"])
         .user_error("pass --format parquet or --format csv");
-    audience(&["export", "SELECT 1", "--to", "s3://bucket/x.parquet"])
-        .user_error("s3:// locations are not supported yet");
+    // no credentials anywhere: the client asks the instance metadata service
+    // (here a closed loopback port) and gives up
+    let no_keys = [(
+        "AWS_METADATA_ENDPOINT".to_string(),
+        "http://127.0.0.1:9".to_string(),
+    )];
+    audience_with_env(
+        &["export", "SELECT 1", "--to", "s3://bucket/x.parquet"],
+        &no_keys,
+    )
+    .user_error("no S3 credentials found for bucket 'bucket': set AWS_ACCESS_KEY_ID");
 }
 
 #[test]

@@ -92,6 +92,22 @@ pub struct GenConfig {
     pub out: PathBuf,
     /// Worker threads (they do not change the rows).
     pub threads: usize,
+    /// Called with each finished file, e.g. to upload it and remove it.
+    pub on_file: Option<FileHook>,
+}
+
+/// A function given each finished file's path (under [`GenConfig::out`]) by
+/// the worker that wrote it; an `Err` stops generation with that message.
+#[derive(Clone)]
+pub struct FileHook(pub std::sync::Arc<FileHookFn>);
+
+/// The function inside a [`FileHook`].
+pub type FileHookFn = dyn Fn(&std::path::Path) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for FileHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileHook")
+    }
 }
 
 impl GenConfig {
@@ -105,6 +121,7 @@ impl GenConfig {
             end_date: default_end_date(),
             out: out.into(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            on_file: None,
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::tables::{
     EVENTS_SCHEMA, IDENTITIES_SCHEMA, MEMBER_TAGS_SCHEMA, MEMBERS_SCHEMA, ORDERS_SCHEMA,
 };
 use crate::vocab::{INTEREST_TOPICS, SCORE_TAGS, cities};
-use crate::{GenConfig, GenProgress, GenSummary, TABLES};
+use crate::{FileHook, GenConfig, GenProgress, GenSummary, TABLES};
 
 /// Events per file the member ranges aim for.
 const EVENTS_PER_FILE: u64 = 4_000_000;
@@ -107,6 +107,7 @@ pub(crate) fn generate(config: &GenConfig, progress: &GenProgress) -> Result<Gen
         progress,
         cities: cities(),
         tag_names: tag_names(),
+        on_file: config.on_file.as_ref(),
     };
     let next = AtomicUsize::new(0);
     let total = Mutex::new(GenSummary {
@@ -184,6 +185,7 @@ struct FileContext<'a> {
     progress: &'a GenProgress,
     cities: Vec<(String, &'static str)>,
     tag_names: Vec<String>,
+    on_file: Option<&'a FileHook>,
 }
 
 /// A table's Parquet file being written: to a hidden temporary name, renamed when complete.
@@ -251,7 +253,7 @@ impl PartFile {
     }
 
     /// Finishes the file and moves it to its final name; returns its size.
-    fn finish(self) -> Result<u64, GenError> {
+    fn finish(self, hook: Option<&FileHook>) -> Result<u64, GenError> {
         let PartFile {
             writer, tmp, path, ..
         } = self;
@@ -278,6 +280,12 @@ impl PartFile {
             path: path.clone(),
             source,
         })?;
+        if let Some(hook) = hook {
+            (hook.0)(&path).map_err(|e| GenError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        }
         Ok(bytes)
     }
 }
@@ -334,7 +342,7 @@ impl FileContext<'_> {
         let mut summary = GenSummary::default();
         for (i, part) in [members, events, orders, tags, ids].into_iter().enumerate() {
             summary.rows[i] = part.rows;
-            summary.bytes += part.finish()?;
+            summary.bytes += part.finish(self.on_file)?;
         }
         Ok(summary)
     }

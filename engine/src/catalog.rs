@@ -7,11 +7,15 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{SortExpr, col};
 use datafusion::prelude::SessionContext;
 
+use object_store::ObjectStoreExt;
+
 use crate::error::EngineError;
-use crate::member_ranges::member_range_partitioning;
+use crate::member_ranges::{member_range_partitioning, parquet_objects};
+use crate::storage::{Location, storage_error};
 
 /// The sort order the dataset layout (`shared/DATASET.md`) promises for a table
 /// found in a dataset folder, if any.
@@ -23,30 +27,15 @@ pub(crate) fn dataset_sort_order(table: &str) -> &'static [&'static str] {
     }
 }
 
-/// The local path of `location` (a plain path or a `file://` URL); `what` names
-/// it in the error for any other scheme.
-pub fn local_location(what: &str, location: &str) -> Result<PathBuf, EngineError> {
-    if let Some(rest) = location.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
-    }
-    if let Some((scheme, _)) = location.split_once("://") {
-        return Err(EngineError::Invalid(format!(
-            "{what}: {scheme}:// locations are not supported yet; use a local path or file:// URL"
-        )));
-    }
-    Ok(PathBuf::from(location))
-}
-
-/// Resolves a table location (local path or `file://` URL) to an existing local path.
-pub(crate) fn local_path(table: &str, location: &str) -> Result<PathBuf, EngineError> {
-    let path = local_location(&format!("table '{table}'"), location)?;
+/// Resolves a local location to an existing path.
+pub(crate) fn existing_path(table: &str, path: &Path) -> Result<PathBuf, EngineError> {
     if !path.exists() {
         return Err(EngineError::NotFound(format!(
             "table '{table}': location does not exist: {}",
             path.display()
         )));
     }
-    Ok(path)
+    Ok(path.to_path_buf())
 }
 
 /// Registers the Parquet file or folder at `location` as table `name`, declaring
@@ -54,34 +43,17 @@ pub(crate) fn local_path(table: &str, location: &str) -> Result<PathBuf, EngineE
 pub(crate) async fn register_parquet(
     ctx: &SessionContext,
     name: &str,
-    location: &str,
+    location: &Location,
     sort_order: &[&str],
 ) -> Result<(), EngineError> {
-    let path = local_path(name, location)?;
-    let path = std::fs::canonicalize(&path).map_err(|e| {
-        EngineError::Invalid(format!(
-            "table '{name}': cannot open {}: {e}",
-            path.display()
-        ))
-    })?;
-    if path.is_dir() && !has_parquet_files(&path)? {
-        return Err(EngineError::NotFound(format!(
-            "table '{name}': no .parquet files in {}",
-            path.display()
-        )));
-    }
-    let mut url_text = path.to_string_lossy().into_owned();
-    if path.is_dir() && !url_text.ends_with('/') {
-        url_text.push('/');
-    }
+    let (url_text, is_folder) = table_url(ctx, name, location).await?;
     let url = ListingTableUrl::parse(&url_text)?;
     let state = ctx.state();
     let mut options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let schema = options.infer_schema(&state, &url).await.map_err(|e| {
         EngineError::Invalid(format!(
-            "table '{name}': cannot read Parquet schema from {}: {e}",
-            path.display()
+            "table '{name}': cannot read Parquet schema from {location}: {e}"
         ))
     })?;
     if !sort_order.is_empty() {
@@ -98,9 +70,11 @@ pub(crate) async fn register_parquet(
             .map(|c| col(*c).sort(true, false))
             .collect();
         options = options.with_file_sort_order(vec![order]);
-        if sort_order[0] == "member_id" && path.is_dir() {
+        if sort_order[0] == "member_id" && is_folder {
             let partitions = state.config().target_partitions();
-            let declared = member_range_partitioning(&path, "member_id", partitions);
+            let store = ctx.runtime_env().object_store(url.object_store())?;
+            let declared =
+                member_range_partitioning(&store, url.prefix(), "member_id", partitions).await;
             tracing::debug!(table = name, ?declared, "member-range partitioning");
             options = options.with_output_partitioning(declared);
         }
@@ -114,8 +88,70 @@ pub(crate) async fn register_parquet(
     let table = ListingTable::try_new(config)?
         .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
     ctx.register_table(name, Arc::new(table))?;
-    tracing::debug!(table = name, location = %path.display(), ?sort_order, "registered table");
+    tracing::debug!(table = name, %location, ?sort_order, "registered table");
     Ok(())
+}
+
+/// The listing URL of a table's location (a folder URL ends with `/`) and
+/// whether it is a folder, after checking that it holds Parquet data.
+async fn table_url(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+) -> Result<(String, bool), EngineError> {
+    match location {
+        Location::Local(path) => {
+            let path = existing_path(name, path)?;
+            let path = std::fs::canonicalize(&path).map_err(|e| {
+                EngineError::Invalid(format!(
+                    "table '{name}': cannot open {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let is_folder = path.is_dir();
+            if is_folder && !has_parquet_files(&path)? {
+                return Err(EngineError::NotFound(format!(
+                    "table '{name}': no .parquet files in {}",
+                    path.display()
+                )));
+            }
+            let mut text = path.to_string_lossy().into_owned();
+            if is_folder && !text.ends_with('/') {
+                text.push('/');
+            }
+            Ok((text, is_folder))
+        }
+        Location::S3 { bucket, key } => {
+            let store = ctx
+                .runtime_env()
+                .object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
+            if key.ends_with(".parquet") {
+                store
+                    .head(&location.object_path())
+                    .await
+                    .map_err(|e| in_table(name, storage_error(location, e)))?;
+                return Ok((location.to_string(), false));
+            }
+            let files = parquet_objects(&store, &location.object_path())
+                .await
+                .map_err(|e| in_table(name, storage_error(location, e)))?;
+            if files.is_empty() {
+                return Err(EngineError::NotFound(format!(
+                    "table '{name}': no .parquet objects under {location}/"
+                )));
+            }
+            Ok((format!("{location}/"), true))
+        }
+    }
+}
+
+/// `e`, prefixed with the table it happened for.
+fn in_table(name: &str, e: EngineError) -> EngineError {
+    match e {
+        EngineError::NotFound(m) => EngineError::NotFound(format!("table '{name}': {m}")),
+        EngineError::Invalid(m) => EngineError::Invalid(format!("table '{name}': {m}")),
+        e => e,
+    }
 }
 
 fn has_parquet_files(dir: &Path) -> Result<bool, EngineError> {
@@ -127,8 +163,42 @@ fn has_parquet_files(dir: &Path) -> Result<bool, EngineError> {
     }))
 }
 
-/// The table folders of a dataset folder: `(name, path)` for each subfolder not starting with `.`.
-pub(crate) fn dataset_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
+/// The tables of a dataset folder or prefix: `(name, location)` for each
+/// subfolder not starting with `.`, sorted by name.
+pub(crate) async fn dataset_tables(
+    ctx: &SessionContext,
+    dir: &Location,
+) -> Result<Vec<(String, Location)>, EngineError> {
+    let mut names: Vec<String> = match dir {
+        Location::Local(path) => local_subfolders(path)?,
+        Location::S3 { bucket, key } => {
+            let store = ctx
+                .runtime_env()
+                .object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
+            let prefix = (!key.is_empty()).then(|| dir.object_path());
+            let listing = store
+                .list_with_delimiter(prefix.as_ref())
+                .await
+                .map_err(|e| storage_error(dir, e))?;
+            listing
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect()
+        }
+    };
+    names.retain(|n| !n.starts_with('.'));
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let location = dir.join(&n);
+            (n, location)
+        })
+        .collect())
+}
+
+fn local_subfolders(dir: &Path) -> Result<Vec<String>, EngineError> {
     if !dir.is_dir() {
         return Err(EngineError::NotFound(format!(
             "dataset folder does not exist: {}",
@@ -138,15 +208,10 @@ pub(crate) fn dataset_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>, Engin
     let entries = std::fs::read_dir(dir).map_err(|e| {
         EngineError::Invalid(format!("cannot list dataset folder {}: {e}", dir.display()))
     })?;
-    let mut tables: Vec<(String, PathBuf)> = entries
+    Ok(entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            (!name.starts_with('.')).then_some((name, p))
-        })
-        .collect();
-    tables.sort();
-    Ok(tables)
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect())
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::error::EngineError;
 use crate::server_config::ServerConfig;
+use crate::storage::{Location, StorageConfig};
 
 /// The checked-in defaults, every key documented.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -25,6 +26,8 @@ pub struct EngineConfig {
     pub tables: BTreeMap<String, TableConfig>,
     /// The Flight SQL server.
     pub server: ServerConfig,
+    /// Object storage (S3) settings.
+    pub storage: StorageConfig,
 }
 
 /// Execution settings of the `[engine]` section.
@@ -39,14 +42,28 @@ pub struct ExecutionConfig {
     pub batch_size: usize,
     /// Folder for spill files; empty means the system temp folder.
     pub spill_dir: String,
+    /// Memory for cached Parquet footers and page indexes: a size or a share
+    /// of the machine; `"0"` turns the cache off.
+    pub metadata_cache: String,
 }
 
 /// The `[data]` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// A folder with one subfolder of Parquet files per table; empty for none.
+    /// A folder (or `s3://` prefix) with one subfolder of Parquet files per
+    /// table; empty for none.
     pub dir: String,
+}
+
+impl DataConfig {
+    /// The dataset's location, if one is set.
+    pub fn location(&self) -> Result<Option<Location>, EngineError> {
+        match self.dir.as_str() {
+            "" => Ok(None),
+            dir => Location::parse("the dataset folder", dir).map(Some),
+        }
+    }
 }
 
 /// One table: a location, with an optional declared sort order.
@@ -112,7 +129,8 @@ impl EngineConfig {
 
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
     /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
-    /// `AUDIENCE_DATA_DIR`, `AUDIENCE_TABLE_<NAME>=<location>`, and the server's
+    /// `AUDIENCE_METADATA_CACHE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
+    /// `AUDIENCE_TABLE_<NAME>=<location>`, and the server's
     /// `AUDIENCE_SERVER_ADDR`, `AUDIENCE_SERVER_QUERY_TIMEOUT`,
     /// `AUDIENCE_SERVER_MAX_CONCURRENT_QUERIES`, `AUDIENCE_SERVER_MAX_QUEUED_QUERIES`,
     /// `AUDIENCE_SERVER_TLS_CERT` and `AUDIENCE_SERVER_TLS_KEY`.
@@ -140,6 +158,8 @@ impl EngineConfig {
                 }
                 "SERVER_TLS_CERT" => self.server.tls.cert = value,
                 "SERVER_TLS_KEY" => self.server.tls.key = value,
+                "METADATA_CACHE" => self.engine.metadata_cache = value,
+                "S3_ENDPOINT" => self.storage.s3.endpoint = value,
                 _ => {
                     if let Some(table) = name.strip_prefix("TABLE_") {
                         self.tables
@@ -154,6 +174,8 @@ impl EngineConfig {
     /// Checks values that TOML types alone do not: sizes and counts.
     pub fn validate(&self) -> Result<(), EngineError> {
         crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
+        crate::session::metadata_cache_bytes(&self.engine.metadata_cache)?;
+        self.storage.s3.validate()?;
         if self.engine.batch_size == 0 {
             return Err(EngineError::Config(
                 "engine.batch_size must be at least 1".into(),

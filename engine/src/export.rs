@@ -1,24 +1,140 @@
 //! Atomic `COPY (query) TO 'target'`: the result is written under a hidden
-//! temporary name beside the target and renamed into place only when complete,
-//! so readers never see a partial export, and a failed or cancelled export
-//! leaves nothing at the target.
+//! temporary name beside the target and moved into place only when complete
+//! (a rename on a local file system, a server-side copy on S3), so readers
+//! never see a partial export, and a failed or cancelled export leaves nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToStatement, Statement};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::catalog::local_location;
 use crate::error::EngineError;
+use crate::storage::{Location, s3_failure, storage_error};
 
 /// Runs `copy` to completion with its output moved into place atomically and
 /// returns its result (one row: the number of rows written).
 pub(crate) async fn copy_atomically(
     ctx: &SessionContext,
-    mut copy: CopyToStatement,
+    copy: CopyToStatement,
 ) -> Result<Vec<RecordBatch>, EngineError> {
-    let target = local_location(&format!("COPY target '{}'", copy.target), &copy.target)?;
+    let what = format!("COPY target '{}'", copy.target);
+    match Location::parse(&what, &copy.target)? {
+        Location::Local(target) => copy_to_file(ctx, copy, target).await,
+        target => copy_to_object(ctx, copy, target).await,
+    }
+}
+
+/// Runs `copy` and returns its batches.
+async fn run_copy(
+    ctx: &SessionContext,
+    copy: CopyToStatement,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let plan = ctx
+        .state()
+        .statement_to_plan(Statement::CopyTo(copy))
+        .await?;
+    Ok(ctx.execute_logical_plan(plan).await?.collect().await?)
+}
+
+/// An export to one S3 object: written to a hidden key beside it, then copied
+/// into place by the server in one request (the target appears whole), and the
+/// hidden key deleted, also on failure or cancellation.
+async fn copy_to_object(
+    ctx: &SessionContext,
+    mut copy: CopyToStatement,
+    target: Location,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let Location::S3 { bucket, key } = &target else {
+        return Err(EngineError::Internal(format!("{target} is not an object")));
+    };
+    if writes_directory(&copy) {
+        return Err(EngineError::Invalid(format!(
+            "COPY to {target}: an export to S3 is one object; name the file with its \
+             extension (e.g. s3://{bucket}/segments/vip.parquet)"
+        )));
+    }
+    let name = target
+        .file_name()
+        .ok_or_else(|| EngineError::Invalid(format!("COPY target {target} names no object")))?;
+    let store = ctx
+        .runtime_env()
+        .object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
+    let parent = key.rsplit_once('/').map_or("", |(p, _)| p);
+    let staged_key = format!(
+        "{}{}.partial-{}-{name}",
+        parent,
+        if parent.is_empty() { "" } else { "/" },
+        unique_suffix()
+    );
+    let staged = StagedObject {
+        store: Arc::clone(&store),
+        path: Some(ObjectPath::from(staged_key.as_str())),
+    };
+    copy.target = format!("s3://{bucket}/{staged_key}");
+    let from = ObjectPath::from(staged_key.as_str());
+    let result = match run_copy(ctx, copy).await {
+        Ok(batches) => store
+            .copy(&from, &target.object_path())
+            .await
+            .map(|()| batches)
+            .map_err(|e| storage_error(&target, e)),
+        Err(e) => Err(s3_failure(&target, &e.to_string()).unwrap_or(e)),
+    };
+    // Awaited here, not left to `Drop`: a CLI exits as soon as this returns.
+    staged.delete().await;
+    if result.is_ok() {
+        tracing::info!(%target, "export complete");
+    }
+    result
+}
+
+/// A hidden staging object, deleted when dropped (a failed or cancelled export).
+struct StagedObject {
+    store: Arc<dyn ObjectStore>,
+    path: Option<ObjectPath>,
+}
+
+impl StagedObject {
+    async fn delete(mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = self.store.delete(&path).await;
+        }
+    }
+}
+
+impl Drop for StagedObject {
+    fn drop(&mut self) {
+        let (Some(path), Ok(runtime)) = (self.path.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        runtime.spawn(async move {
+            let _ = store.delete(&path).await;
+        });
+    }
+}
+
+/// A name part no concurrent export shares.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{:x}", std::process::id(), nanos)
+}
+
+/// An export to a local file or folder: staged in a hidden folder beside it,
+/// renamed into place.
+async fn copy_to_file(
+    ctx: &SessionContext,
+    mut copy: CopyToStatement,
+    target: PathBuf,
+) -> Result<Vec<RecordBatch>, EngineError> {
     let directory = writes_directory(&copy);
     let name = target
         .file_name()
@@ -49,11 +165,7 @@ pub(crate) async fn copy_atomically(
     if directory && !copy.target.ends_with('/') {
         copy.target.push('/');
     }
-    let plan = ctx
-        .state()
-        .statement_to_plan(Statement::CopyTo(copy))
-        .await?;
-    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let batches = run_copy(ctx, copy).await?;
     if !staged.exists() {
         // Nothing written (an empty result in folder mode): an empty folder.
         std::fs::create_dir_all(&staged).map_err(|e| io_error(&staged, e))?;

@@ -10,21 +10,22 @@ mod member_ranges;
 mod memory;
 mod server_config;
 mod session;
+mod storage;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement};
+use datafusion::sql::sqlparser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-pub use catalog::local_location;
 pub use config::{DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, TableConfig};
 pub use error::{EngineError, ErrorKind, classify};
 pub use memory::{parse_memory_limit, total_memory};
 pub use server_config::{ExportConfig, Role, ServerConfig, TlsConfig, UserConfig, parse_duration};
+pub use storage::{Location, S3Config, StorageConfig, object_store_for, storage_error};
 
 impl Dataset {
     fn registered(&self) -> Result<std::sync::MutexGuard<'_, BTreeSet<String>>, EngineError> {
@@ -43,7 +44,7 @@ pub struct Engine {
 
 /// The dataset folder and the tables registered from it, for [`Engine::refresh_tables`].
 struct Dataset {
-    dir: PathBuf,
+    dir: storage::Location,
     /// Names configured explicitly, which the folder never overrides.
     configured: BTreeSet<String>,
     registered: Mutex<BTreeSet<String>>,
@@ -62,14 +63,13 @@ impl Engine {
     pub async fn start(config: &EngineConfig) -> Result<Self, EngineError> {
         let ctx = session::new_context(config)?;
         let registered = session::register_tables(&ctx, config).await?;
-        let dataset = match config.data.dir.as_str() {
-            "" => None,
-            dir => Some(Arc::new(Dataset {
-                dir: catalog::local_path("(dataset folder)", dir)?,
+        let dataset = config.data.location()?.map(|dir| {
+            Arc::new(Dataset {
+                dir,
                 configured: config.tables.keys().cloned().collect(),
                 registered: Mutex::new(registered),
-            })),
-        };
+            })
+        });
         Ok(Engine { ctx, dataset })
     }
 
@@ -82,10 +82,12 @@ impl Engine {
         let Some(dataset) = &self.dataset else {
             return Ok(());
         };
-        let found: Vec<(String, PathBuf)> = catalog::dataset_tables(&dataset.dir)?
-            .into_iter()
-            .filter(|(name, _)| !dataset.configured.contains(name))
-            .collect();
+        let found: Vec<(String, storage::Location)> =
+            catalog::dataset_tables(&self.ctx, &dataset.dir)
+                .await?
+                .into_iter()
+                .filter(|(name, _)| !dataset.configured.contains(name))
+                .collect();
         let known = dataset.registered()?.clone();
         for name in known.iter() {
             if !found.iter().any(|(n, _)| n == name) {
@@ -93,11 +95,10 @@ impl Engine {
                 dataset.registered()?.remove(name);
             }
         }
-        for (name, path) in found {
+        for (name, location) in found {
             if known.contains(&name) {
                 continue;
             }
-            let location = path.to_string_lossy();
             match catalog::register_parquet(
                 &self.ctx,
                 &name,
@@ -131,6 +132,47 @@ impl Engine {
             self.statement(statement).await?.collect().await?;
         }
         self.statement(last).await
+    }
+
+    /// Runs `sql` (its last statement a query) and writes the query's result to
+    /// `target` (a path, `file://` or `s3://` object) as `format` (`PARQUET`,
+    /// `CSV`), atomically; returns the rows written.
+    pub async fn export(&self, sql: &str, target: &str, format: &str) -> Result<u64, EngineError> {
+        let mut statements = parse(sql)?;
+        let Some(last) = statements.pop_back() else {
+            return Err(EngineError::Invalid("no SQL statement given".into()));
+        };
+        let Statement::Statement(query) = last else {
+            return Err(EngineError::Invalid(
+                "the last statement of an export must be a query".into(),
+            ));
+        };
+        let sqlparser::ast::Statement::Query(query) = *query else {
+            return Err(EngineError::Invalid(
+                "the last statement of an export must be a query".into(),
+            ));
+        };
+        for statement in statements {
+            self.statement(statement).await?.collect().await?;
+        }
+        let copy = CopyToStatement {
+            source: CopyToSource::Query(query),
+            target: target.to_string(),
+            partitioned_by: vec![],
+            stored_as: Some(format.to_string()),
+            options: vec![],
+        };
+        let batches = export::copy_atomically(&self.ctx, copy).await?;
+        let rows = batches
+            .first()
+            .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+            })
+            .map(|c| c.value(0));
+        rows.ok_or_else(|| EngineError::Internal("COPY returned no row count".into()))
     }
 
     /// Plans one parsed statement. Queries are returned unexecuted; DDL, `SET`

@@ -4,18 +4,26 @@
 //! aggregates run in one phase with no repartition (DataFusion's declared
 //! `Range` output partitioning).
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::common::{ScalarValue, SplitPoint};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::logical_expr::{Partitioning, RangePartitioning, col};
-use datafusion::parquet::file::metadata::ParquetMetaDataReader;
 use datafusion::parquet::file::statistics::Statistics;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore};
 
 /// The `[min, max]` of an INT64 column over a Parquet file, from its footer statistics.
-fn file_range(path: &Path, column: &str) -> Option<(i64, i64)> {
-    let file = File::open(path).ok()?;
-    let metadata = ParquetMetaDataReader::new().parse_and_finish(&file).ok()?;
+async fn file_range(
+    store: &Arc<dyn ObjectStore>,
+    file: &ObjectMeta,
+    column: &str,
+) -> Option<(i64, i64)> {
+    let metadata = DFParquetMetadata::new(store.as_ref(), file)
+        .fetch_metadata()
+        .await
+        .ok()?;
     let schema = metadata.file_metadata().schema_descr();
     let index = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column)?;
     let mut range: Option<(i64, i64)> = None;
@@ -32,35 +40,41 @@ fn file_range(path: &Path, column: &str) -> Option<(i64, i64)> {
     range
 }
 
-/// The `.parquet` files of a folder in path order (the order DataFusion groups them in).
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    files
+/// The `.parquet` objects under `prefix`, in path order (the order DataFusion
+/// groups them in); hidden names (`.x`) are left out.
+pub(crate) async fn parquet_objects(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &ObjectPath,
+) -> Result<Vec<ObjectMeta>, object_store::Error> {
+    let mut files: Vec<ObjectMeta> = store
+        .list(Some(prefix))
+        .try_filter(|m| {
+            let name = m.location.filename().unwrap_or("");
+            std::future::ready(name.ends_with(".parquet") && !name.starts_with('.'))
+        })
+        .try_collect()
+        .await?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(files)
 }
 
-/// Range partitioning on `column` for the files of `dir` split into up to
+/// Range partitioning on `column` for the files under `prefix` split into up to
 /// `partitions` groups, if the files' ranges are disjoint and increasing in path
 /// order; `None` otherwise (the scan then declares nothing).
-pub(crate) fn member_range_partitioning(
-    dir: &Path,
+pub(crate) async fn member_range_partitioning(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &ObjectPath,
     column: &str,
     partitions: usize,
 ) -> Option<Partitioning> {
-    let files = parquet_files(dir);
+    let files = parquet_objects(store, prefix).await.ok()?;
     if files.len() < 2 || partitions < 2 {
         return None;
     }
-    let ranges: Vec<(i64, i64)> = files
-        .iter()
-        .map(|f| file_range(f, column))
-        .collect::<Option<_>>()?;
+    let mut ranges = Vec::with_capacity(files.len());
+    for file in &files {
+        ranges.push(file_range(store, file, column).await?);
+    }
     if ranges.windows(2).any(|w| w[0].1 >= w[1].0) {
         return None;
     }

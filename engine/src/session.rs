@@ -1,6 +1,7 @@
 //! Building the DataFusion session: execution options, memory pool, tables and functions.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -10,6 +11,7 @@ use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
+use crate::storage::{Location, StoreRegistry};
 
 /// A session configured from `config`, without tables.
 pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, EngineError> {
@@ -37,8 +39,16 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     // No file-listing cache: DataFusion's never expires, and files written while
     // a server runs (exports, new tables) must be visible to the next query.
     // Parquet footers and statistics stay cached, validated by size and mtime.
+    // Parquet footers (and page indexes) are cached up to `metadata_cache`, so
+    // repeated queries do not re-read them from object storage.
+    let metadata_cache = metadata_cache_bytes(&e.metadata_cache)?;
     let mut runtime = RuntimeEnvBuilder::new()
-        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+        .with_cache_manager(
+            CacheManagerConfig::default()
+                .with_list_files_cache_limit(0)
+                .with_metadata_cache_limit(metadata_cache),
+        )
+        .with_object_store_registry(Arc::new(StoreRegistry::new(config.storage.s3.clone())));
     if let Some(bytes) = parse_memory_limit(&e.memory_limit, total_memory())? {
         runtime = runtime.with_memory_pool(memory_pool(bytes));
     }
@@ -51,6 +61,19 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     Ok(ctx)
 }
 
+/// The `engine.metadata_cache` setting in bytes: `"0"` is off, `"unlimited"` no limit.
+pub(crate) fn metadata_cache_bytes(text: &str) -> Result<usize, EngineError> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    let bytes = parse_memory_limit(text, total_memory()).map_err(|_| {
+        EngineError::Config(format!(
+            "engine.metadata_cache must be a size like \"64MB\", a share like \"1%\", \"0\" (off) or \"unlimited\"; got \"{text}\""
+        ))
+    })?;
+    Ok(bytes.unwrap_or(usize::MAX))
+}
+
 /// Registers the dataset folder's tables, then the explicitly configured ones;
 /// returns the names registered from the dataset folder.
 pub(crate) async fn register_tables(
@@ -58,25 +81,19 @@ pub(crate) async fn register_tables(
     config: &EngineConfig,
 ) -> Result<BTreeSet<String>, EngineError> {
     let mut from_folder = BTreeSet::new();
-    if !config.data.dir.is_empty() {
-        let dir = crate::catalog::local_path("(dataset folder)", &config.data.dir)?;
-        for (name, path) in dataset_tables(&dir)? {
+    if let Some(dir) = config.data.location()? {
+        for (name, location) in dataset_tables(ctx, &dir).await? {
             if config.tables.contains_key(&name) {
                 continue;
             }
-            register_parquet(
-                ctx,
-                &name,
-                &path.to_string_lossy(),
-                dataset_sort_order(&name),
-            )
-            .await?;
+            register_parquet(ctx, &name, &location, dataset_sort_order(&name)).await?;
             from_folder.insert(name);
         }
     }
     for (name, table) in &config.tables {
         let order: Vec<&str> = table.sort_order().iter().map(String::as_str).collect();
-        register_parquet(ctx, name, table.location(), &order).await?;
+        let location = Location::parse(&format!("table '{name}'"), table.location())?;
+        register_parquet(ctx, name, &location, &order).await?;
     }
     Ok(from_folder)
 }

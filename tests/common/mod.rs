@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod seaweed;
 pub mod test_server;
 
 use std::path::{Path, PathBuf};
@@ -62,7 +63,23 @@ pub fn audience(args: &[&str]) -> Run {
 
 /// Runs `audience` with `args`, feeding `stdin` if given.
 pub fn audience_with_stdin(args: &[&str], stdin: Option<&str>) -> Run {
+    audience_with(args, stdin, &[])
+}
+
+/// Runs `audience` with `args` and extra environment variables (no `AWS_*`
+/// variables but these).
+pub fn audience_with_env(args: &[&str], env: &[(String, String)]) -> Run {
+    audience_with(args, None, env)
+}
+
+fn audience_with(args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_audience"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.args(args)
         .env("AUDIENCE_LOG", "error")
         .env_remove("AUDIENCE_DATA_DIR");
