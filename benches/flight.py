@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 
 import adbc_driver_flightsql
-import adbc_driver_flightsql.dbapi as flight_sql
+from bench_server import connect, start_server
 
 FUNNEL = (
     "SELECT level, count(*) AS members FROM (SELECT member_id, window_funnel(604800, '', ts, "
@@ -39,29 +39,11 @@ MIX = [
      "event = 'cart', event = 'order', event = 'pay') AS level FROM events WHERE member_id < 2000 "
      "GROUP BY member_id) GROUP BY level", False),
 ]
-PASSWORD = "bench-password"
 
 
-def start_server(binary, data, work):
-    digest = subprocess.run([binary, "hash-password"], input=PASSWORD, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    config = os.path.join(work, "audience.toml")
-    with open(config, "w") as f:
-        f.write(f'[data]\ndir = "{os.path.abspath(data)}"\n\n[server]\nmax_concurrent_queries = 16\n'
-                f'[[server.users]]\nname = "bench"\nrole = "analyst"\npassword_hash = "{digest}"\n')
-    proc = subprocess.Popen([binary, "serve", "--config", config, "--addr", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "AUDIENCE_LOG": "error"})
-    for line in proc.stdout:
-        if line.startswith("Audience Flight SQL server listening on "):
-            url = line.split(" on ", 1)[1].strip()
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, url
-    raise RuntimeError("audience serve did not start")
-
-
-def connect(url):
-    return flight_sql.connect(url, db_kwargs={"username": "bench", "password": PASSWORD}, autocommit=True)
+def start(binary, data, work):
+    return start_server(binary, work, f'[data]\ndir = "{os.path.abspath(data)}"\n\n'
+                        '[server]\nmax_concurrent_queries = 16\n')
 
 
 def percentile(sorted_values, q):
@@ -153,7 +135,7 @@ def main():
                                   "SELECT max(member_id) FROM members"],
                                  capture_output=True, text=True, check=True).stdout.split()[1])
     with tempfile.TemporaryDirectory() as work:
-        proc, url = start_server(a.audience, a.data, work)
+        proc, url = start(a.audience, a.data, work)
         try:
             concurrent(url, 2, 20, lambda i, j: MIX[0], members)  # warm-up
             result = {

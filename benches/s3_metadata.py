@@ -15,31 +15,22 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from datetime import datetime, timezone
 
-import adbc_driver_flightsql.dbapi as flight_sql
+from bench_server import connect, free_port, start_server
 
 ACCESS, SECRET, BUCKET = "bench", "bench-secret", "bench"
-PASSWORD = "bench-password"
 QUERIES = {
     "profile": "SELECT * FROM members WHERE member_id = 4242",
     "daily_pay_count": "SELECT CAST(ts AS DATE) AS day, count(*) FROM events WHERE event = 'pay' "
                        "AND member_id BETWEEN 1000 AND 1999 GROUP BY day ORDER BY day",
     "gmv_by_channel": "SELECT channel, sum(amount) FROM orders GROUP BY channel ORDER BY channel",
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_seaweed(weed, work):
@@ -64,23 +55,6 @@ def start_seaweed(weed, work):
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError("SeaweedFS did not start")
-
-
-def start_server(binary, data, cache, work, env):
-    digest = subprocess.run([binary, "hash-password"], input=PASSWORD, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    config = os.path.join(work, f"audience-{cache}.toml")
-    with open(config, "w") as f:
-        f.write(f'[engine]\nmetadata_cache = "{cache}"\n[data]\ndir = "{data}"\n'
-                f'[[server.users]]\nname = "bench"\nrole = "analyst"\npassword_hash = "{digest}"\n')
-    proc = subprocess.Popen([binary, "serve", "--config", config, "--addr", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    for line in proc.stdout:
-        if line.startswith("Audience Flight SQL server listening on "):
-            url = line.split(" on ", 1)[1].strip()
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            return proc, url
-    raise RuntimeError("audience serve did not start")
 
 
 def timed(cur, sql):
@@ -111,10 +85,11 @@ def main():
         gen_s = time.perf_counter() - t
         results = {}
         for cache in ["64MB", "0"]:
-            server, url = start_server(args.audience, data, cache, work, env)
+            server, url = start_server(args.audience, work,
+                                       f'[engine]\nmetadata_cache = "{cache}"\n[data]\ndir = "{data}"\n',
+                                       name=f"audience-{cache}", env=env)
             try:
-                conn = flight_sql.connect(url, db_kwargs={"username": "bench", "password": PASSWORD},
-                                          autocommit=True)
+                conn = connect(url)
                 cur = conn.cursor()
                 per_query = {}
                 for name, sql in QUERIES.items():

@@ -42,6 +42,48 @@ pub(crate) enum Command {
     /// Benchmark Audience against ClickHouse (chDB), DuckDB and plain DataFusion on
     /// the same Parquet files, interleaved, answers checked equal first.
     Bench(BenchArgs),
+    /// Run a Ballista scheduler (the cluster's coordinator) until stopped;
+    /// clients use --remote df://ADDR.
+    Scheduler(SchedulerArgs),
+    /// Run a Ballista executor (a worker) registered with a scheduler, until stopped.
+    Executor(ExecutorArgs),
+}
+
+/// Arguments of `audience scheduler`.
+#[derive(Debug, Args)]
+pub(crate) struct SchedulerArgs {
+    /// Engine config file (TOML): [cluster], [storage.s3].
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// gRPC listen address (IP:PORT); default cluster.scheduler_addr (127.0.0.1:50050).
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
+}
+
+/// Arguments of `audience executor`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecutorArgs {
+    /// Engine config file (TOML): [cluster], [engine], [storage.s3].
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Arrow Flight (shuffle data) listen address (IP:PORT); default cluster.executor_addr (127.0.0.1:50060).
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
+    /// gRPC port on the same host; default cluster.executor_grpc_port (50061).
+    #[arg(long)]
+    pub(crate) grpc_port: Option<u16>,
+    /// The scheduler to register with (HOST:PORT); default cluster.scheduler (127.0.0.1:50050).
+    #[arg(long)]
+    pub(crate) scheduler: Option<String>,
+    /// Tasks run at once; default one per core.
+    #[arg(long)]
+    pub(crate) tasks: Option<usize>,
+    /// Memory for all of this executor's tasks, e.g. "8GB" or "50%"; default engine.memory_limit.
+    #[arg(long)]
+    pub(crate) memory_limit: Option<String>,
+    /// Folder for shuffle files; default a temporary folder.
+    #[arg(long)]
+    pub(crate) work_dir: Option<String>,
 }
 
 /// Arguments of `audience bench`.
@@ -161,6 +203,10 @@ pub(crate) struct EngineArgs {
     /// Rows per internal batch.
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+    /// Run on Ballista: "standalone" (an in-process cluster) or df://HOST:PORT
+    /// (an `audience scheduler`); default engine.remote (local).
+    #[arg(long)]
+    pub(crate) remote: Option<String>,
 }
 
 /// Arguments of `audience query`.

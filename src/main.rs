@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod cluster;
 mod error;
 mod export;
 mod generate;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::HashPassword => serve::hash_password_command(),
         Command::Bench(args) => bench::run(args),
+        Command::Scheduler(args) => cluster::run_scheduler(args),
+        Command::Executor(args) => cluster::run_executor(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

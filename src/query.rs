@@ -115,6 +115,9 @@ pub(crate) fn engine_config(args: &EngineArgs) -> Result<EngineConfig, CliError>
     if let Some(n) = args.batch_size {
         config.engine.batch_size = n;
     }
+    if let Some(remote) = &args.remote {
+        config.engine.remote = remote.clone();
+    }
     if args.config.is_none() && config.data.dir.is_empty() && config.tables.is_empty() {
         config.data.dir = crate::sample::ensure_sample()?
             .to_string_lossy()

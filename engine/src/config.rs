@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::cluster::ClusterConfig;
 use crate::error::EngineError;
 use crate::server_config::ServerConfig;
 use crate::storage::{Location, StorageConfig};
@@ -28,6 +29,8 @@ pub struct EngineConfig {
     pub server: ServerConfig,
     /// Object storage (S3) settings.
     pub storage: StorageConfig,
+    /// The Ballista scheduler and executor processes.
+    pub cluster: ClusterConfig,
 }
 
 /// Execution settings of the `[engine]` section.
@@ -45,6 +48,9 @@ pub struct ExecutionConfig {
     /// Memory for cached Parquet footers and page indexes: a size or a share
     /// of the machine; `"0"` turns the cache off.
     pub metadata_cache: String,
+    /// Where queries run: `""` in this process, `"standalone"` on an
+    /// in-process Ballista cluster, `"df://host:port"` on a Ballista scheduler.
+    pub remote: String,
 }
 
 /// The `[data]` section.
@@ -129,7 +135,7 @@ impl EngineConfig {
 
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
     /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
-    /// `AUDIENCE_METADATA_CACHE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
+    /// `AUDIENCE_METADATA_CACHE`, `AUDIENCE_REMOTE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
     /// `AUDIENCE_TABLE_<NAME>=<location>`, and the server's
     /// `AUDIENCE_SERVER_ADDR`, `AUDIENCE_SERVER_QUERY_TIMEOUT`,
     /// `AUDIENCE_SERVER_MAX_CONCURRENT_QUERIES`, `AUDIENCE_SERVER_MAX_QUEUED_QUERIES`,
@@ -160,6 +166,7 @@ impl EngineConfig {
                 "SERVER_TLS_KEY" => self.server.tls.key = value,
                 "METADATA_CACHE" => self.engine.metadata_cache = value,
                 "S3_ENDPOINT" => self.storage.s3.endpoint = value,
+                "REMOTE" => self.engine.remote = value,
                 _ => {
                     if let Some(table) = name.strip_prefix("TABLE_") {
                         self.tables
@@ -176,6 +183,8 @@ impl EngineConfig {
         crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
         crate::session::metadata_cache_bytes(&self.engine.metadata_cache)?;
         self.storage.s3.validate()?;
+        crate::cluster::ExecutionMode::parse(&self.engine.remote)?;
+        self.cluster.validate()?;
         if self.engine.batch_size == 0 {
             return Err(EngineError::Config(
                 "engine.batch_size must be at least 1".into(),

@@ -3,9 +3,11 @@
 //! function registered.
 
 mod catalog;
+mod cluster;
 mod config;
 mod error;
 mod export;
+mod member_range_rule;
 mod member_ranges;
 mod memory;
 mod server_config;
@@ -21,6 +23,7 @@ use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement
 use datafusion::sql::sqlparser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+pub use cluster::{ClusterConfig, ExecutionMode, run_executor, run_scheduler};
 pub use config::{DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, TableConfig};
 pub use error::{EngineError, ErrorKind, classify};
 pub use memory::{parse_memory_limit, total_memory};
@@ -59,9 +62,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds the session and registers every configured table.
+    /// Builds the session (local, or on Ballista as `engine.remote` says) and
+    /// registers every configured table.
     pub async fn start(config: &EngineConfig) -> Result<Self, EngineError> {
         let ctx = session::new_context(config)?;
+        let mode = ExecutionMode::parse(&config.engine.remote)?;
+        let ctx = cluster::distributed_context(ctx, &mode).await?;
         let registered = session::register_tables(&ctx, config).await?;
         let dataset = config.data.location()?.map(|dir| {
             Arc::new(Dataset {

@@ -3,13 +3,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
+use crate::member_range_rule::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::storage::{Location, StoreRegistry};
 
@@ -36,11 +40,43 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     // member-range files do not overlap, so sorted scans can keep their order
     options.execution.split_file_groups_by_statistics = true;
 
+    Ok(context_with(session, runtime_env(config, true)?)?)
+}
+
+/// A session over `runtime` with DataFusion's defaults, every Audience function,
+/// and the member-range rule ahead of the physical optimizer's own rules (it
+/// must declare partitioning before distribution is enforced).
+pub(crate) fn context_with(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+) -> datafusion::error::Result<SessionContext> {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(DeclareMemberRanges)];
+    rules.extend(PhysicalOptimizer::new().rules);
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    audience_udfs::register_all(&ctx)?;
+    Ok(ctx)
+}
+
+/// The runtime of a session configured from `config`: object stores, caches,
+/// spill folder, and the memory limit when `with_memory_limit` (a Ballista
+/// executor applies its own).
+pub(crate) fn runtime_env(
+    config: &EngineConfig,
+    with_memory_limit: bool,
+) -> Result<Arc<RuntimeEnv>, EngineError> {
+    let e = &config.engine;
     // No file-listing cache: DataFusion's never expires, and files written while
     // a server runs (exports, new tables) must be visible to the next query.
-    // Parquet footers and statistics stay cached, validated by size and mtime.
     // Parquet footers (and page indexes) are cached up to `metadata_cache`, so
-    // repeated queries do not re-read them from object storage.
+    // repeated queries do not re-read them from object storage; statistics stay
+    // cached too, validated by size and mtime.
     let metadata_cache = metadata_cache_bytes(&e.metadata_cache)?;
     let mut runtime = RuntimeEnvBuilder::new()
         .with_cache_manager(
@@ -49,16 +85,13 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
                 .with_metadata_cache_limit(metadata_cache),
         )
         .with_object_store_registry(Arc::new(StoreRegistry::new(config.storage.s3.clone())));
-    if let Some(bytes) = parse_memory_limit(&e.memory_limit, total_memory())? {
+    if with_memory_limit && let Some(bytes) = parse_memory_limit(&e.memory_limit, total_memory())? {
         runtime = runtime.with_memory_pool(memory_pool(bytes));
     }
     if !e.spill_dir.is_empty() {
         runtime = runtime.with_temp_file_path(&e.spill_dir);
     }
-    let runtime = runtime.build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(session, runtime);
-    audience_udfs::register_all(&ctx)?;
-    Ok(ctx)
+    Ok(runtime.build_arc()?)
 }
 
 /// The `engine.metadata_cache` setting in bytes: `"0"` is off, `"unlimited"` no limit.
