@@ -118,6 +118,14 @@ pub(crate) async fn distributed_context(
             .map_err(|e| EngineError::Config(format!("engine.remote {url}: {e}")))?,
     };
     audience_udfs::register_all(&ctx)?;
+    // Ballista's adaptive planner optimizes with a fixed rule list of its own;
+    // the static planner runs the session's, the member-range rule included,
+    // so per-member aggregates stay inside each scan task.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set("ballista.planner.adaptive.enabled", "false")?;
     Ok(ctx)
 }
 
