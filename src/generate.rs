@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use audience_data::{FileHook, GenConfig, GenProgress, GenSummary, Scale};
-use audience_engine::{EngineConfig, Location, S3Config, object_store_for, storage_error};
+use audience_engine::{Location, S3Config, object_store_for, storage_error};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
@@ -53,14 +53,9 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
         }
         config.threads = t;
     }
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    let runtime = crate::query::runtime()?;
     if staging.is_some() {
-        let mut engine = match &args.config {
-            Some(path) => EngineConfig::from_file(path)?,
-            None => EngineConfig::default(),
-        };
-        engine.apply_env(std::env::vars())?;
+        let engine = crate::query::base_config(args.config.as_deref())?;
         config.on_file = Some(upload_hook(
             &engine.storage.s3,
             &location,

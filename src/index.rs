@@ -87,11 +87,7 @@ pub(crate) async fn build_tag_index(engine: &Engine, dir: &Path) -> Result<u64, 
 pub(crate) fn index_folder(dir: &Path) -> Result<u64, CliError> {
     let mut config = audience_engine::EngineConfig::default();
     config.data.dir = dir.to_string_lossy().into_owned();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async {
+    crate::query::runtime()?.block_on(async {
         let engine = Engine::start(&config).await?;
         build_tag_index(&engine, dir).await
     })

@@ -34,17 +34,31 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
     })
 }
 
+/// A fresh multi-threaded runtime for a command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))
+}
+
+/// Defaults, then the config `file`, then `AUDIENCE_*` variables.
+pub(crate) fn base_config(file: Option<&std::path::Path>) -> Result<EngineConfig, CliError> {
+    let mut config = match file {
+        Some(path) => EngineConfig::from_file(path)?,
+        None => EngineConfig::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    Ok(config)
+}
+
 /// Runs `work` on a fresh multi-threaded runtime. Ctrl-C cancels it (dropping
 /// it, so partial outputs are removed), and a panic inside surfaces as an
 /// internal error, not a crash.
 pub(crate) fn run_task(
     work: impl Future<Output = Result<(), CliError>> + Send + 'static,
 ) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let task = tokio::spawn(work);
         let abort = task.abort_handle();
         tokio::select! {
@@ -84,11 +98,7 @@ pub(crate) fn read_sql(args: &SqlArgs) -> Result<String, CliError> {
 /// Defaults, then --config, then AUDIENCE_* variables, then flags. With no data
 /// configured at all, the embedded sample dataset.
 pub(crate) fn engine_config(args: &EngineArgs) -> Result<EngineConfig, CliError> {
-    let mut config = match &args.config {
-        Some(path) => EngineConfig::from_file(path)?,
-        None => EngineConfig::default(),
-    };
-    config.apply_env(std::env::vars())?;
+    let mut config = base_config(args.config.as_deref())?;
     if let Some(dir) = &args.data {
         config.data.dir = dir.clone();
     }

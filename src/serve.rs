@@ -18,11 +18,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     }
     let first_login = first_admin(&mut config)?;
     config.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(config, first_login))
+    crate::query::runtime()?.block_on(serve(config, first_login))
 }
 
 /// With no users configured, an `admin` with a random password for this run.

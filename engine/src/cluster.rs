@@ -41,10 +41,9 @@ impl ExecutionMode {
             "standalone" => return Ok(ExecutionMode::Standalone),
             _ => {}
         }
-        let host_port = text.strip_prefix("df://").unwrap_or("");
-        let valid = host_port
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let valid = text
+            .strip_prefix("df://")
+            .is_some_and(|address| host_port("engine.remote", address).is_ok());
         if !valid {
             return Err(EngineError::Config(format!(
                 "engine.remote (--remote) must be \"\" (local), \"standalone\" or \

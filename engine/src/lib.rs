@@ -130,24 +130,24 @@ impl Engine {
     /// Runs every `;`-separated statement in `sql` in order and returns the last
     /// one's result, not yet executed. Earlier statements run to completion.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, EngineError> {
-        let mut statements = parse(sql)?;
-        let Some(last) = statements.pop_back() else {
-            return Err(EngineError::Invalid("no SQL statement given".into()));
-        };
+        let (leading, last) = split_last(sql)?;
+        self.run_all(leading).await?;
+        self.statement(last).await
+    }
+
+    /// Runs `statements` in order, each to completion.
+    async fn run_all(&self, statements: VecDeque<Statement>) -> Result<(), EngineError> {
         for statement in statements {
             self.statement(statement).await?.collect().await?;
         }
-        self.statement(last).await
+        Ok(())
     }
 
     /// Runs `sql` (its last statement a query) and writes the query's result to
     /// `target` (a path, `file://` or `s3://` object) as `format` (`PARQUET`,
     /// `CSV`), atomically; returns the rows written.
     pub async fn export(&self, sql: &str, target: &str, format: &str) -> Result<u64, EngineError> {
-        let mut statements = parse(sql)?;
-        let Some(last) = statements.pop_back() else {
-            return Err(EngineError::Invalid("no SQL statement given".into()));
-        };
+        let (leading, last) = split_last(sql)?;
         let Statement::Statement(query) = last else {
             return Err(EngineError::Invalid(
                 "the last statement of an export must be a query".into(),
@@ -158,9 +158,7 @@ impl Engine {
                 "the last statement of an export must be a query".into(),
             ));
         };
-        for statement in statements {
-            self.statement(statement).await?.collect().await?;
-        }
+        self.run_all(leading).await?;
         let copy = CopyToStatement {
             source: CopyToSource::Query(query),
             target: target.to_string(),
@@ -191,6 +189,15 @@ impl Engine {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
+}
+
+/// Parses `sql` into the statements before the last one, and the last one.
+fn split_last(sql: &str) -> Result<(VecDeque<Statement>, Statement), EngineError> {
+    let mut statements = parse(sql)?;
+    let last = statements
+        .pop_back()
+        .ok_or_else(|| EngineError::Invalid("no SQL statement given".into()))?;
+    Ok((statements, last))
 }
 
 /// Parses `;`-separated SQL into statements, in Audience's dialect.
