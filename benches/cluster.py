@@ -1,7 +1,8 @@
 """Ballista benchmark: the same queries over Flight SQL on the local engine and
 on a Ballista cluster (`audience scheduler` + 1 or 2 `audience executor`s on
 this machine): per-query overhead on short dashboard queries, and the Q1
-funnel on 1 vs 2 executors; each executor's peak memory.
+funnel on 1 vs 2 executors, with and without the member-range layout
+declared; each executor's peak memory.
 
 Usage (from the repo root, after `cargo build --release` and
 `audience gen --scale m`; the test venv has every package this needs):
@@ -20,12 +21,16 @@ from datetime import datetime, timezone
 
 from bench_server import connect, free_port, start_server
 
+FUNNEL = ("SELECT level, count(*) AS members FROM (SELECT member_id, window_funnel(604800, '', ts, "
+          "event = 'view', event = 'cart', event = 'order', event = 'pay') AS level FROM {table} "
+          "WHERE event IN ('view', 'cart', 'order', 'pay') GROUP BY member_id) GROUP BY level ORDER BY level")
 QUERIES = {
     "profile_lookup": "SELECT * FROM members WHERE member_id = 4242",
     "pay_count_1k_members": "SELECT count(*) FROM events WHERE event = 'pay' AND member_id < 1000",
-    "q1_funnel": "SELECT level, count(*) AS members FROM (SELECT member_id, window_funnel(604800, '', ts, "
-                 "event = 'view', event = 'cart', event = 'order', event = 'pay') AS level FROM events "
-                 "WHERE event IN ('view', 'cart', 'order', 'pay') GROUP BY member_id) GROUP BY level ORDER BY level",
+    "q1_funnel": FUNNEL.format(table="events"),
+    # the same events without the layout: files bucketed by member_id % 25, so
+    # every file spans all members and events are shuffled by member_id
+    "q1_funnel_no_layout": FUNNEL.format(table="events_no_layout"),
 }
 
 
@@ -61,7 +66,9 @@ def start_cluster(binary, executors, work):
     raise RuntimeError("executors did not register")
 
 
-def measure(url, runs):
+def measure(url, runs, procs):
+    """Median time of each query, its answer, and the peak memory (MB) of each
+    process in `procs` once that query has run (cumulative: the peak so far)."""
     conn = connect(url)
     cur = conn.cursor()
     out = {}
@@ -75,7 +82,8 @@ def measure(url, runs):
             cur.fetchall()
             times.append(time.perf_counter() - t)
         out[name] = {"median_ms": round(statistics.median(times) * 1e3, 1),
-                     "runs_ms": [round(t * 1e3, 1) for t in times], "answer": [list(r) for r in answer]}
+                     "runs_ms": [round(t * 1e3, 1) for t in times], "answer": [list(r) for r in answer],
+                     "peak_rss_mb_so_far": [peak_rss_mb(p.pid) for p in procs]}
     conn.close()
     return out
 
@@ -89,16 +97,23 @@ def main():
     args = ap.parse_args()
     data = os.path.abspath(args.data)
     work = tempfile.mkdtemp(prefix="audience-cluster-bench-")
+    no_layout = os.path.join(work, "events_no_layout")
+    subprocess.run([args.audience, "query", "--data", data,
+                    f"COPY (SELECT *, member_id % 25 AS bucket FROM events) TO '{no_layout}/' "
+                    "STORED AS PARQUET PARTITIONED BY (bucket)"],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "AUDIENCE_LOG": "error"})
     setups = {}
     for executors in [0, 1, 2]:
         name = "local" if executors == 0 else f"ballista_{executors}_executor{'s' * (executors > 1)}"
         procs, remote, tasks = ([], "", None) if executors == 0 else start_cluster(args.audience, executors, work)
-        server, url = start_server(args.audience, work, f'[engine]\nremote = "{remote}"\n[data]\ndir = "{data}"\n',
+        config = (f'[engine]\nremote = "{remote}"\n[data]\ndir = "{data}"\n'
+                  f'[tables]\nevents_no_layout = "{no_layout}"\n')
+        server, url = start_server(args.audience, work, config,
                                    name=name)
         try:
-            result = measure(url, args.runs)
-            setups[name] = {"executors": executors, "tasks_per_executor": tasks, "queries": result,
-                            "executor_peak_rss_mb": [peak_rss_mb(p.pid) for p in procs[1:]]}
+            # the server (the whole engine when local), then the executors
+            result = measure(url, args.runs, [server, *procs[1:]])
+            setups[name] = {"executors": executors, "tasks_per_executor": tasks, "queries": result}
         finally:
             for p in [server, *procs]:
                 p.terminate()
@@ -116,14 +131,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{datetime.now().date()}-cluster-{os.path.basename(data)}.json")
     with open(path, "w") as f:
-        json.dump(report, f, indent=2)
+        json.dump(report, f, indent=2, default=str)
     print("| query | " + " | ".join(setups) + " |")
     print("|---|" + "---|" * len(setups))
     for q in QUERIES:
         print(f"| {q} | " + " | ".join(f"{s['queries'][q]['median_ms']} ms" for s in setups.values()) + " |")
-    for name, s in setups.items():
-        if s["executor_peak_rss_mb"]:
-            print(f"{name}: executor peak RSS {s['executor_peak_rss_mb']} MB")
+    print("\npeak memory (MB: server, then executors) after each query, cumulative")
+    for q in QUERIES:
+        print(f"| {q} | " + " | ".join(str(s["queries"][q]["peak_rss_mb_so_far"]) for s in setups.values()) + " |")
     print(f"written {path}")
 
 

@@ -207,6 +207,11 @@ pub(crate) struct EngineArgs {
     /// (an `audience scheduler`); default engine.remote (local).
     #[arg(long)]
     pub(crate) remote: Option<String>,
+    /// Give up when the command runs longer than this, e.g. "30s" or "10m"
+    /// (an error, and no output file); default no limit. For `serve`, the
+    /// limit of each statement (server.query_timeout).
+    #[arg(long, value_parser = audience_engine::parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 /// Arguments of `audience query`.

@@ -44,7 +44,7 @@ pub(crate) fn run_tags(args: EngineArgs) -> Result<(), CliError> {
         ));
     }
     let dir = PathBuf::from(&config.data.dir);
-    run_task(async move {
+    run_task(args.timeout, async move {
         let started = Instant::now();
         let engine = Engine::start(&config).await?;
         let rows = build_tag_index(&engine, &dir).await?;

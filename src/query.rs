@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io::{IsTerminal, Read};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use audience_engine::{Engine, EngineConfig, TableConfig};
 
@@ -16,7 +16,7 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
     let config = engine_config(&args.engine)?;
     // Open the output first: an unwritable -o fails before any work is done.
     let output = Output::open(args.output.as_deref(), args.format)?;
-    run_task(async move {
+    run_task(args.engine.timeout, async move {
         let started = Instant::now();
         let engine = Engine::start(&config).await?;
         let registered = Instant::now();
@@ -52,15 +52,22 @@ pub(crate) fn base_config(file: Option<&std::path::Path>) -> Result<EngineConfig
     Ok(config)
 }
 
-/// Runs `work` on a fresh multi-threaded runtime. Ctrl-C cancels it (dropping
-/// it, so partial outputs are removed), and a panic inside surfaces as an
-/// internal error, not a crash.
+/// Runs `work` on a fresh multi-threaded runtime. Ctrl-C or passing `timeout`
+/// cancels it (dropping it, so partial outputs are removed), and a panic
+/// inside surfaces as an internal error, not a crash.
 pub(crate) fn run_task(
+    timeout: Option<Duration>,
     work: impl Future<Output = Result<(), CliError>> + Send + 'static,
 ) -> Result<(), CliError> {
     runtime()?.block_on(async move {
         let task = tokio::spawn(work);
         let abort = task.abort_handle();
+        let deadline = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             joined = task => match joined {
                 Ok(r) => r,
@@ -69,6 +76,13 @@ pub(crate) fn run_task(
             _ = tokio::signal::ctrl_c() => {
                 abort.abort();
                 Err(CliError::user("cancelled by Ctrl-C; no output file was written"))
+            }
+            _ = deadline => {
+                abort.abort();
+                Err(CliError::user(format!(
+                    "gave up after --timeout {:?}; no output file was written",
+                    timeout.unwrap_or_default()
+                )))
             }
         }
     })

@@ -16,6 +16,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     if let Some(addr) = &args.addr {
         config.server.addr = addr.clone();
     }
+    if let Some(limit) = args.engine.timeout {
+        config.server.query_timeout = format!("{}ms", limit.as_millis());
+    }
     let first_login = first_admin(&mut config)?;
     config.validate()?;
     crate::query::runtime()?.block_on(serve(config, first_login))

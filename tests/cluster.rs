@@ -22,8 +22,7 @@ const RECIPES: &[&str] = &[
     "path_checks",
     "rfm_segments",
     "lifecycle_stages",
-    // not lifecycle_series: its ORDER BY over a UNION ALL trips a DataFusion
-    // TopK assertion inside a Ballista executor task (see README, Scale-out)
+    "lifecycle_series",
 ];
 
 fn free_port() -> u16 {
@@ -103,7 +102,8 @@ impl Drop for Process {
 fn run(data: &Path, remote: Option<&str>, sql: &str, file: bool) -> String {
     let mut args = vec!["query", "--format", "csv", "--data", data.to_str().unwrap()];
     if let Some(remote) = remote {
-        args.extend(["--remote", remote]);
+        // a stuck job fails the test instead of hanging it
+        args.extend(["--remote", remote, "--timeout", "180s"]);
     }
     if file {
         args.push("-f");

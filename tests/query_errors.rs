@@ -93,3 +93,29 @@ fn a_query_over_the_memory_limit_fails_cleanly() {
 fn no_sql_at_all() {
     audience(&["query", ""]).user_error("no SQL statement");
 }
+
+#[test]
+fn timeout_stops_a_long_query_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("all.csv");
+    let started = std::time::Instant::now();
+    audience(&[
+        "query",
+        "--timeout",
+        "1s",
+        "--format",
+        "csv",
+        "-o",
+        out.to_str().unwrap(),
+        "SELECT count(*) FROM generate_series(1, 1000000000000)",
+    ])
+    .user_error("gave up after --timeout 1s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the timeout did not stop the query: {:?}",
+        started.elapsed()
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left: {left:?}");
+    audience(&["query", "--timeout", "soon", "SELECT 1"]).user_error("expected a duration");
+}

@@ -12,6 +12,7 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::Deserialize;
@@ -129,28 +130,28 @@ pub(crate) async fn distributed_context(
 }
 
 /// A session state for the scheduler: Ballista's session `config` (sent by the
-/// client) over Audience's runtime (object stores), with every function and
-/// the member-range rule.
+/// client) over Audience's `runtime`, with every function and the
+/// member-range rule. The scheduler builds one for every job, so the runtime
+/// is shared: its object stores, Parquet metadata cache and statistics cache
+/// outlive a job, and planning a repeated query reads no footer again.
 fn scheduler_state(
-    engine: &EngineConfig,
+    runtime: &Arc<RuntimeEnv>,
     config: SessionConfig,
 ) -> datafusion::error::Result<SessionState> {
-    let runtime = runtime_env(engine, false)
-        .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
-    Ok(context_with(config, runtime)?.state())
+    Ok(context_with(config, Arc::clone(runtime))?.state())
 }
 
 /// Runs a Ballista scheduler on `cluster.scheduler_addr` until the process ends.
 pub async fn run_scheduler(config: &EngineConfig) -> Result<(), EngineError> {
     config.validate()?;
     let addr = socket_addr("cluster.scheduler_addr", &config.cluster.scheduler_addr)?;
-    let engine = config.clone();
+    let runtime = runtime_env(config, false)?;
     let scheduler = SchedulerConfig {
         bind_host: addr.ip().to_string(),
         bind_port: addr.port(),
         external_host: addr.ip().to_string(),
         override_session_builder: Some(Arc::new(move |session: SessionConfig| {
-            scheduler_state(&engine, session)
+            scheduler_state(&runtime, session)
         })),
         ..SchedulerConfig::default()
     };
@@ -172,7 +173,9 @@ pub async fn run_executor(config: &EngineConfig) -> Result<(), EngineError> {
     let addr = socket_addr("cluster.executor_addr", &c.executor_addr)?;
     let (scheduler_host, scheduler_port) = host_port("cluster.scheduler", &c.scheduler)?;
     let functions = crate::session::new_context(config)?.state();
-    let engine = config.clone();
+    // one runtime (object stores, metadata cache) under every task; Ballista
+    // gives each task its own memory pool over it
+    let runtime = runtime_env(config, false)?;
     let memory = parse_memory_limit(&config.engine.memory_limit, total_memory())?;
     let executor = ExecutorProcessConfig {
         bind_host: addr.ip().to_string(),
@@ -193,8 +196,7 @@ pub async fn run_executor(config: &EngineConfig) -> Result<(), EngineError> {
         memory_pool_size: Some(memory.map_or(0, |bytes| bytes as u64)),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
         override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
-            runtime_env(&engine, false)
-                .map_err(|e| datafusion::error::DataFusionError::External(e.into()))
+            Ok(Arc::clone(&runtime))
         })),
         ..ExecutorProcessConfig::default()
     };
