@@ -62,11 +62,12 @@ pub(crate) fn run_task(
     runtime()?.block_on(async move {
         let task = tokio::spawn(work);
         let abort = task.abort_handle();
-        let deadline = async {
+        let deadline = async move {
             match timeout {
                 Some(limit) => tokio::time::sleep(limit).await,
                 None => std::future::pending().await,
             }
+            timeout
         };
         tokio::select! {
             joined = task => match joined {
@@ -77,11 +78,10 @@ pub(crate) fn run_task(
                 abort.abort();
                 Err(CliError::user("cancelled by Ctrl-C; no output file was written"))
             }
-            _ = deadline => {
+            Some(limit) = deadline => {
                 abort.abort();
                 Err(CliError::user(format!(
-                    "gave up after --timeout {:?}; no output file was written",
-                    timeout.unwrap_or_default()
+                    "gave up after --timeout {limit:?}; no output file was written"
                 )))
             }
         }
