@@ -18,6 +18,16 @@ from pathlib import Path
 TABLES = ["events", "orders", "members", "member_tags", "identities"]
 
 
+def allow_transparent_huge_pages():
+    """`audience` turns transparent huge pages off for itself and so for the
+    processes it starts; a peer runs with the machine's setting instead."""
+    if sys.platform == "linux":
+        import ctypes
+
+        PR_SET_THP_DISABLE = 41
+        ctypes.CDLL(None).prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0)
+
+
 def clickhouse(data):
     import chdb
 
@@ -94,6 +104,7 @@ def text(v):
 
 
 def main():
+    allow_transparent_huge_pages()
     engine, data = sys.argv[1], Path(sys.argv[2])
     if engine == "clickhouse":
         run, version = clickhouse(data)

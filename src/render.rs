@@ -95,6 +95,8 @@ enum Renderer<'a> {
     List(ListOffsets<'a>, Box<Renderer<'a>>),
     Struct(&'a StructArray, Vec<Renderer<'a>>),
     Map(&'a MapArray, Box<Renderer<'a>>, Box<Renderer<'a>>),
+    /// A dictionary: each row renders its value's index in the values.
+    Dictionary(&'a dyn Array, Vec<usize>, Box<Renderer<'a>>),
     Other(&'a dyn Array, ArrayFormatter<'a>),
 }
 
@@ -152,6 +154,14 @@ impl<'a> Renderer<'a> {
                     Box::new(Renderer::new(m.values().as_ref(), options)?),
                 )
             }
+            DataType::Dictionary(_, _) => {
+                let d = array.as_any_dictionary();
+                Renderer::Dictionary(
+                    array,
+                    d.normalized_keys(),
+                    Box::new(Renderer::new(d.values().as_ref(), options)?),
+                )
+            }
             _ => Renderer::Other(array, ArrayFormatter::try_new(array, options)?),
         })
     }
@@ -159,7 +169,10 @@ impl<'a> Renderer<'a> {
     fn array(&self) -> &dyn Array {
         match self {
             Renderer::Bool(a) => *a,
-            Renderer::Text(a) | Renderer::Binary(a) | Renderer::Other(a, _) => *a,
+            Renderer::Text(a)
+            | Renderer::Binary(a)
+            | Renderer::Dictionary(a, _, _)
+            | Renderer::Other(a, _) => *a,
             Renderer::List(ListOffsets::Small(a), _) => *a,
             Renderer::List(ListOffsets::Large(a), _) => *a,
             Renderer::List(ListOffsets::Fixed(_, a), _) => *a,
@@ -249,6 +262,7 @@ impl<'a> Renderer<'a> {
                 }
                 out.push('}');
             }
+            Renderer::Dictionary(_, keys, values) => values.render(keys[row], out, nested)?,
             Renderer::Other(_, f) => {
                 let _ = write!(out, "{}", f.value(row));
             }
@@ -297,8 +311,8 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        BinaryArray, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-        UInt8Array,
+        BinaryArray, BooleanArray, DictionaryArray, Int64Array, ListArray, RecordBatch,
+        StringArray, StructArray, UInt8Array,
     };
     use arrow::datatypes::{Field, Int32Type};
 
@@ -335,6 +349,19 @@ mod tests {
                 Arc::new(StringArray::from(vec![Some("x\"y"), None, Some("z")])) as _,
             ),
         ]);
+        let dictionary_list = ListArray::new(
+            Arc::new(Field::new_list_field(
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            )),
+            arrow::buffer::OffsetBuffer::from_lengths([2, 0, 1]),
+            Arc::new(
+                vec![Some("view"), None, Some("pay")]
+                    .into_iter()
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ),
+            None,
+        );
         let batch = RecordBatch::try_from_iter(vec![
             (
                 "flag",
@@ -355,14 +382,23 @@ mod tests {
             ("list", Arc::new(list) as _),
             ("retention", Arc::new(retention) as _),
             ("s", Arc::new(strukt) as _),
+            (
+                "event",
+                Arc::new(
+                    vec![Some("pay"), None, Some("a,b")]
+                        .into_iter()
+                        .collect::<DictionaryArray<Int32Type>>(),
+                ) as _,
+            ),
+            ("events", Arc::new(dictionary_list) as _),
         ])
         .unwrap();
         assert_eq!(
             csv(&batch),
-            "flag,name,bytes,list,retention,s\n\
-             true,plain,00ff,\"[1,0,1]\",\"[1,0]\",\"{\"\"a\"\":1,\"\"b\"\":\"\"x\\\"\"y\"\"}\"\n\
-             false,\"a,b\",41,,[],\"{\"\"a\"\":2,\"\"b\"\":null}\"\n\
-             ,,,\"[2,null]\",[1],\"{\"\"a\"\":3,\"\"b\"\":\"\"z\"\"}\"\n"
+            "flag,name,bytes,list,retention,s,event,events\n\
+             true,plain,00ff,\"[1,0,1]\",\"[1,0]\",\"{\"\"a\"\":1,\"\"b\"\":\"\"x\\\"\"y\"\"}\",pay,\"[\"\"view\"\",null]\"\n\
+             false,\"a,b\",41,,[],\"{\"\"a\"\":2,\"\"b\"\":null}\",,[]\n\
+             ,,,\"[2,null]\",[1],\"{\"\"a\"\":3,\"\"b\"\":\"\"z\"\"}\",\"a,b\",\"[\"\"pay\"\"]\"\n"
         );
     }
 }

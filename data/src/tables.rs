@@ -3,10 +3,10 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 
 use crate::vocab::{CATEGORIES, CHANNELS, EVENTS, GENDERS, ID_TYPES, TIERS};
 
@@ -15,6 +15,15 @@ pub(crate) const NONE: u8 = u8::MAX;
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
+}
+
+/// Low-cardinality strings (event names, channels, categories, cities, tiers,
+/// tag names, id types) are dictionary-encoded in Arrow, so the files carry
+/// that type in their Arrow schema and readers decode them as dictionaries:
+/// a filter like `event = 'pay'` then compares the few distinct values once,
+/// not every row's string.
+fn code_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
 fn schema(fields: Vec<Field>) -> SchemaRef {
@@ -26,12 +35,12 @@ pub static MEMBERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(vec![
         Field::new("member_id", DataType::Int64, false),
         Field::new("register_ts", ts_type(), false),
-        Field::new("register_channel", DataType::Utf8, false),
-        Field::new("city", DataType::Utf8, false),
-        Field::new("province", DataType::Utf8, false),
-        Field::new("gender", DataType::Utf8, false),
+        Field::new("register_channel", code_type(), false),
+        Field::new("city", code_type(), false),
+        Field::new("province", code_type(), false),
+        Field::new("gender", code_type(), false),
         Field::new("birth_year", DataType::Int32, true),
-        Field::new("tier", DataType::Utf8, false),
+        Field::new("tier", code_type(), false),
         Field::new("points", DataType::Int64, false),
         Field::new("home_store_id", DataType::Int32, true),
         Field::new("phone_hash", DataType::Utf8, true),
@@ -43,10 +52,10 @@ pub static EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(vec![
         Field::new("member_id", DataType::Int64, false),
         Field::new("ts", ts_type(), false),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("channel", DataType::Utf8, false),
+        Field::new("event", code_type(), false),
+        Field::new("channel", code_type(), false),
         Field::new("sku_id", DataType::Int64, true),
-        Field::new("category", DataType::Utf8, true),
+        Field::new("category", code_type(), true),
         Field::new("amount", DataType::Float64, true),
         Field::new("store_id", DataType::Int32, true),
         Field::new("campaign_id", DataType::Int32, true),
@@ -59,7 +68,7 @@ pub static ORDERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("order_id", DataType::Int64, false),
         Field::new("member_id", DataType::Int64, false),
         Field::new("ts", ts_type(), false),
-        Field::new("channel", DataType::Utf8, false),
+        Field::new("channel", code_type(), false),
         Field::new("store_id", DataType::Int32, true),
         Field::new("amount", DataType::Float64, false),
         Field::new("discount", DataType::Float64, false),
@@ -72,7 +81,7 @@ pub static ORDERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static MEMBER_TAGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(vec![
         Field::new("member_id", DataType::Int64, false),
-        Field::new("tag", DataType::Utf8, false),
+        Field::new("tag", code_type(), false),
         Field::new("value", DataType::Utf8, false),
     ])
 });
@@ -81,15 +90,26 @@ pub static MEMBER_TAGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static IDENTITIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(vec![
         Field::new("member_id", DataType::Int64, true),
-        Field::new("id_type", DataType::Utf8, false),
+        Field::new("id_type", code_type(), false),
         Field::new("id_value", DataType::Utf8, false),
     ])
 });
 
-fn codes<'a>(codes: &'a [u8], vocab: &'a [&'a str]) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(
-        codes.iter().map(|&c| vocab[c as usize]),
-    ))
+/// The dictionary array of `codes` (indexes into `vocab`, [`NONE`] for NULL).
+fn codes(codes: &[u8], vocab: &[&str]) -> ArrayRef {
+    let keys = Int32Array::from_iter(codes.iter().map(|&c| (c != NONE).then_some(i32::from(c))));
+    dictionary(keys, StringArray::from_iter_values(vocab))
+}
+
+/// The dictionary array of `values`, coded in order of first appearance.
+fn interned<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(values.collect::<DictionaryArray<Int32Type>>())
+}
+
+fn dictionary(keys: Int32Array, values: StringArray) -> ArrayRef {
+    // Every key indexes the vocabulary it was coded from.
+    let array = DictionaryArray::try_new(keys, Arc::new(values));
+    Arc::new(array.expect("codes index their vocabulary")) // ok: see above
 }
 
 fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
@@ -124,11 +144,7 @@ impl EventRows {
     /// Moves the buffered rows into a batch.
     pub(crate) fn take_batch(&mut self) -> RecordBatch {
         let t = std::mem::take(self);
-        let category = StringArray::from_iter(
-            t.category
-                .iter()
-                .map(|&c| (c != NONE).then(|| CATEGORIES[c as usize].name)),
-        );
+        let category_names: Vec<&str> = CATEGORIES.iter().map(|c| c.name).collect();
         batch(
             &EVENTS_SCHEMA,
             vec![
@@ -137,7 +153,7 @@ impl EventRows {
                 codes(&t.event, &EVENTS),
                 codes(&t.channel, &CHANNELS),
                 Arc::new(Int64Array::from(t.sku_id)),
-                Arc::new(category),
+                codes(&t.category, &category_names),
                 Arc::new(Float64Array::from(t.amount)),
                 Arc::new(Int32Array::from(t.store_id)),
                 Arc::new(Int32Array::from(t.campaign_id)),
@@ -208,8 +224,12 @@ impl MemberRows {
     /// Moves the buffered rows into a batch; `cities` is `(city, province)` by code.
     pub(crate) fn take_batch(&mut self, cities: &[(String, &'static str)]) -> RecordBatch {
         let t = std::mem::take(self);
-        let city = StringArray::from_iter_values(t.city.iter().map(|&c| &cities[c as usize].0));
-        let province = StringArray::from_iter_values(t.city.iter().map(|&c| cities[c as usize].1));
+        let city = dictionary(
+            Int32Array::from_iter_values(t.city.iter().map(|&c| i32::from(c))),
+            StringArray::from_iter_values(cities.iter().map(|c| &c.0)),
+        );
+        // Several cities share a province: interned, so each name is one value.
+        let province = interned(t.city.iter().map(|&c| cities[c as usize].1));
         let phone = StringArray::from_iter(t.phone_hash.iter().map(|p| p.map(hex)));
         batch(
             &MEMBERS_SCHEMA,
@@ -217,8 +237,8 @@ impl MemberRows {
                 Arc::new(Int64Array::from(t.member_id)),
                 ts_array(t.register_ts),
                 codes(&t.register_channel, &CHANNELS),
-                Arc::new(city),
-                Arc::new(province),
+                city,
+                province,
                 codes(&t.gender, &GENDERS),
                 Arc::new(Int32Array::from(t.birth_year)),
                 codes(&t.tier, &TIERS),
@@ -248,19 +268,18 @@ impl TagRows {
     /// Moves the buffered rows into a batch; generated tag names come from `tag_names`.
     pub(crate) fn take_batch(&mut self, tag_names: &[String]) -> RecordBatch {
         let t = std::mem::take(self);
-        let tag =
-            StringArray::from_iter_values(t.tag.iter().zip(&t.tag_code).map(|(&name, &code)| {
-                if name.is_empty() {
-                    &tag_names[code as usize]
-                } else {
-                    name
-                }
-            }));
+        let tag = interned(t.tag.iter().zip(&t.tag_code).map(|(&name, &code)| {
+            if name.is_empty() {
+                tag_names[code as usize].as_str()
+            } else {
+                name
+            }
+        }));
         batch(
             &MEMBER_TAGS_SCHEMA,
             vec![
                 Arc::new(Int64Array::from(t.member_id)),
-                Arc::new(tag),
+                tag,
                 Arc::new(StringArray::from_iter_values(t.value)),
             ],
         )

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::calendar::Calendar;
 use crate::member::{Model, Rows, Scratch};
@@ -223,7 +224,17 @@ impl PartFile {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_data_page_row_count_limit(page_rows)
-            .set_sorting_columns(Some(sorting))
+            .set_sorting_columns(Some(sorting));
+        // Timestamps rise within each member's history: deltas pack into far
+        // fewer bits than a dictionary that overflows into plain 8-byte values.
+        let props = ["ts", "register_ts"]
+            .into_iter()
+            .fold(props, |props, column| {
+                let path = ColumnPath::from(column);
+                props
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+            })
             .build();
         let writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),

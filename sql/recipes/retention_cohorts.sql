@@ -4,8 +4,10 @@ WITH cohorts AS (
   SELECT member_id, date_trunc('week', min(ts)) AS cohort
   FROM events WHERE event = 'pay' GROUP BY member_id
 ),
+-- One row per member: the cohort is one value per member, so grouping by
+-- member_id alone (min(cohort)) lets the aggregate stream in member order.
 flags AS (
-  SELECT c.cohort,
+  SELECT min(c.cohort) AS cohort,
          retention(e.ts < c.cohort + INTERVAL '7 days',
                    e.ts >= c.cohort + INTERVAL '7 days'  AND e.ts < c.cohort + INTERVAL '14 days',
                    e.ts >= c.cohort + INTERVAL '14 days' AND e.ts < c.cohort + INTERVAL '21 days',
@@ -13,7 +15,7 @@ flags AS (
                    e.ts >= c.cohort + INTERVAL '28 days' AND e.ts < c.cohort + INTERVAL '35 days') AS r
   FROM events e JOIN cohorts c ON e.member_id = c.member_id
   WHERE e.event = 'pay'
-  GROUP BY e.member_id, c.cohort
+  GROUP BY e.member_id
 )
 SELECT cohort,
        sum(r[1]) AS members,

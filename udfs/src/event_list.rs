@@ -108,18 +108,35 @@ impl<F: EventsFinish> EventGroups<F> {
     fn take(&mut self, emit_to: EmitTo) -> (Vec<Event>, Vec<usize>, Vec<bool>) {
         let seen = emit_to.take_needed(&mut self.seen);
         let n = seen.len();
+        let n32 = n as u32;
         let mut offsets = vec![0usize; n + 1];
         for t in &self.arena {
-            if (t.group as usize) < n {
+            if t.group < n32 {
                 offsets[t.group as usize + 1] += 1;
             }
         }
         for g in 0..n {
             offsets[g + 1] += offsets[g];
         }
+        // Input sorted by the group key (member histories in member order)
+        // leaves the arena in group order already: the emitted groups are its
+        // prefix, and bucketing is a copy.
+        if self.arena.is_sorted_by_key(|t| t.group) {
+            let events = self
+                .arena
+                .drain(..offsets[n])
+                .map(|t| Event {
+                    ts: t.ts,
+                    mask: t.mask,
+                })
+                .collect();
+            for t in &mut self.arena {
+                t.group -= n32;
+            }
+            return (events, offsets, seen);
+        }
         let mut events = vec![Event { ts: 0, mask: 0 }; offsets[n]];
         let mut next = offsets.clone();
-        let n32 = n as u32;
         self.arena.retain_mut(|t| {
             if t.group < n32 {
                 let slot = &mut next[t.group as usize];

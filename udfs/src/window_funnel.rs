@@ -491,4 +491,50 @@ mod tests {
             Some(true)
         );
     }
+
+    /// The many-groups accumulator answers the same whether the rows arrive
+    /// in group order (its fast path) or interleaved, emitted in two parts.
+    #[test]
+    fn groups_accumulator_is_order_independent() {
+        use datafusion::arrow::array::{Array, AsArray, BooleanArray, TimestampMicrosecondArray};
+        use datafusion::arrow::datatypes::Int32Type;
+        use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+
+        // (group, ts seconds, step 1, step 2)
+        let rows = [
+            (0, 0, true, false),
+            (0, 5, false, true),
+            (1, 0, true, false),
+            (1, 20, false, true),
+            (2, 3, false, true),
+        ];
+        let levels = |order: &[usize]| {
+            let mut acc = EventGroups::new(Arc::new(funnel(10, "", 2)), 0);
+            for part in order.chunks(2) {
+                let values: Vec<ArrayRef> = vec![
+                    Arc::new(TimestampMicrosecondArray::from_iter_values(
+                        part.iter().map(|&i| rows[i].1 * 1_000_000),
+                    )),
+                    Arc::new(BooleanArray::from_iter(
+                        part.iter().map(|&i| Some(rows[i].2)),
+                    )),
+                    Arc::new(BooleanArray::from_iter(
+                        part.iter().map(|&i| Some(rows[i].3)),
+                    )),
+                ];
+                let groups: Vec<usize> = part.iter().map(|&i| rows[i].0).collect();
+                acc.update_batch(&values, &groups, None, 3).unwrap();
+            }
+            let mut out: Vec<Option<i32>> = Vec::new();
+            for emit in [EmitTo::First(2), EmitTo::All] {
+                let array = acc.evaluate(emit).unwrap();
+                let array = array.as_primitive::<Int32Type>();
+                out.extend((0..array.len()).map(|i| array.is_valid(i).then(|| array.value(i))));
+            }
+            out
+        };
+        let expected = vec![Some(2), Some(1), Some(0)];
+        assert_eq!(levels(&[0, 1, 2, 3, 4]), expected);
+        assert_eq!(levels(&[2, 0, 4, 3, 1]), expected);
+    }
 }
