@@ -95,7 +95,7 @@ enum Renderer<'a> {
     List(ListOffsets<'a>, Box<Renderer<'a>>),
     Struct(&'a StructArray, Vec<Renderer<'a>>),
     Map(&'a MapArray, Box<Renderer<'a>>, Box<Renderer<'a>>),
-    /// A dictionary: each row renders its value's index in the values.
+    /// A dictionary: the array, each row's key, and the renderer of its values.
     Dictionary(&'a dyn Array, Vec<usize>, Box<Renderer<'a>>),
     Other(&'a dyn Array, ArrayFormatter<'a>),
 }

@@ -5,15 +5,15 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use arrow::array::{AsArray, Float64Array, Int64Array};
-use common::{audience, audience_with_stdin, csv_rows, read_table, sample_dir};
+use arrow::array::{Float64Array, Int64Array};
+use common::{audience, audience_with_stdin, csv_rows, read_table, sample_dir, strings};
 
 #[test]
 fn counts_per_event_type_match_the_files() {
     let dir = sample_dir();
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for batch in read_table(&dir.join("events")) {
-        let events = batch.column_by_name("event").unwrap().as_string::<i32>();
+        let events = strings(&batch, "event");
         for e in events.iter() {
             *expected.entry(e.unwrap().to_string()).or_default() += 1;
         }
@@ -47,7 +47,7 @@ fn revenue_by_tier_joins_orders_to_members() {
             .as_any()
             .downcast_ref::<Int64Array>()
             .unwrap();
-        let tiers = batch.column_by_name("tier").unwrap().as_string::<i32>();
+        let tiers = strings(&batch, "tier");
         for (id, tier) in ids.iter().zip(tiers.iter()) {
             tier_of.insert(id.unwrap(), tier.unwrap().to_string());
         }

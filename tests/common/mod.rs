@@ -9,7 +9,8 @@ pub mod test_server;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The outcome of one `audience` run.
@@ -175,4 +176,12 @@ pub fn python_script(script: &str, args: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout
+}
+
+/// Column `name` of `batch` as plain strings (the generator writes
+/// low-cardinality strings as dictionaries).
+pub fn strings(batch: &RecordBatch, name: &str) -> StringArray {
+    let column = batch.column_by_name(name).unwrap();
+    let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
+    column.as_string::<i32>().clone()
 }
