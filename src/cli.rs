@@ -102,7 +102,7 @@ pub(crate) struct BenchArgs {
         value_delimiter = ',',
         default_value = "audience,audience-flight,clickhouse,duckdb,datafusion"
     )]
-    pub(crate) engines: Vec<crate::bench::EngineKind>,
+    pub(crate) engines: Vec<audience_bench::EngineKind>,
     /// Queries by id or prefix (q1, q8_member_profile, f), comma-separated; default all.
     #[arg(long, value_delimiter = ',')]
     pub(crate) queries: Vec<String>,
@@ -128,6 +128,9 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (HOST:PORT, port 0 for any free one); default server.addr.
     #[arg(long)]
     pub(crate) addr: Option<String>,
+    /// Longest one statement may run, e.g. "60s"; default server.query_timeout.
+    #[arg(long, value_parser = audience_engine::parse_duration)]
+    pub(crate) query_timeout: Option<std::time::Duration>,
 }
 
 /// Indexes `audience index` builds.
@@ -136,7 +139,7 @@ pub(crate) enum IndexCommand {
     /// Roaring bitmaps of the members holding each (tag, value), from `member_tags`
     /// and the members' tier, city, province, gender and register_channel, written
     /// as the `tag_bitmaps` table of the dataset folder.
-    Tags(EngineArgs),
+    Tags(IndexArgs),
 }
 
 /// Arguments of `audience gen`.
@@ -207,11 +210,24 @@ pub(crate) struct EngineArgs {
     /// (an `audience scheduler`); default engine.remote (local).
     #[arg(long)]
     pub(crate) remote: Option<String>,
-    /// Give up when the command runs longer than this, e.g. "30s" or "10m"
-    /// (an error, and no output file); default no limit. For `serve`, the
-    /// limit of each statement (server.query_timeout).
+}
+
+/// The time limit of a one-shot command (`query`, `export`, `index tags`).
+#[derive(Debug, Args)]
+pub(crate) struct TimeoutArg {
+    /// Give up when the whole command runs longer than this, e.g. "30s" or
+    /// "10m" (an error, and no output file); default no limit.
     #[arg(long, value_parser = audience_engine::parse_duration)]
     pub(crate) timeout: Option<std::time::Duration>,
+}
+
+/// Arguments of `audience index tags`.
+#[derive(Debug, Args)]
+pub(crate) struct IndexArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    #[command(flatten)]
+    pub(crate) limit: TimeoutArg,
 }
 
 /// Arguments of `audience query`.
@@ -221,6 +237,8 @@ pub(crate) struct QueryArgs {
     pub(crate) sql: SqlArgs,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
+    #[command(flatten)]
+    pub(crate) limit: TimeoutArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub(crate) format: Format,
@@ -239,6 +257,8 @@ pub(crate) struct ExportArgs {
     pub(crate) sql: SqlArgs,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
+    #[command(flatten)]
+    pub(crate) limit: TimeoutArg,
     /// The file to write (a path, file:// URL or s3://bucket/key); replaced atomically when complete.
     #[arg(long)]
     pub(crate) to: String,

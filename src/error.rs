@@ -40,6 +40,12 @@ impl CliError {
     }
 }
 
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         match e.kind() {

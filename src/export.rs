@@ -24,7 +24,7 @@ pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
     };
     let Location::Local(target) = location else {
         // An object is written by the engine's atomic COPY.
-        return run_task(args.engine.timeout, async move {
+        return run_task(args.limit.timeout, async move {
             let started = Instant::now();
             let engine = Engine::start(&config).await?;
             let stored_as = match format {
@@ -41,7 +41,7 @@ pub(crate) fn run(args: ExportArgs) -> Result<(), CliError> {
         });
     };
     let output = Output::open(Some(&target), format.into())?.with_progress(progress_bar());
-    run_task(args.engine.timeout, async move {
+    run_task(args.limit.timeout, async move {
         let started = Instant::now();
         let engine = Engine::start(&config).await?;
         let stream = engine.sql(&sql).await?.execute_stream().await?;

@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use audience_data::{FileHook, GenConfig, GenProgress, GenSummary, Scale};
-use audience_engine::{Location, S3Config, object_store_for, storage_error};
+use audience_engine::{Location, S3Config, object_store_for, upload_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use object_store::buffered::BufWriter;
-use tokio::io::AsyncWriteExt;
 
 use crate::cli::GenArgs;
 use crate::error::CliError;
@@ -26,7 +24,7 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     });
     let out = args
         .out
-        .unwrap_or_else(|| format!("data/{}", scale_name(args.scale)));
+        .unwrap_or_else(|| format!("data/{}", args.scale.name()));
     let location = Location::parse(&format!("--out {out}"), &out)?;
     // An s3:// dataset is written file by file into a local staging folder,
     // each file uploaded and removed as soon as it is complete.
@@ -63,8 +61,17 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
             runtime.handle().clone(),
         )?);
     }
+    // The stamp says the folder holds a complete dataset: gone while writing.
+    if staging.is_none() {
+        let _ = std::fs::remove_file(config.out.join(audience_data::STAMP_FILE));
+    }
     let started = Instant::now();
     let summary = generate_with_progress(&config)?;
+    if staging.is_none() {
+        audience_data::write_stamp(&config.out, &config.stamp()).map_err(|e| {
+            CliError::internal(format!("cannot stamp {}: {e}", config.out.display()))
+        })?;
+    }
     let secs = started.elapsed().as_secs_f64();
     let ev = summary.rows_of("events");
     println!(
@@ -83,7 +90,7 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A hook that uploads each finished file to the same relative key under
+/// A hook that uploads each finished file to the same relative path under
 /// `target` (an S3 prefix), then removes the local file.
 fn upload_hook(
     s3: &S3Config,
@@ -101,105 +108,54 @@ fn upload_hook(
         let key = relative.iter().fold(prefix.clone(), |key, part| {
             key.join(part.to_string_lossy().as_ref())
         });
-        runtime.block_on(async {
-            let mut source = tokio::fs::File::open(file)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let mut upload = BufWriter::new(Arc::clone(&store), key.clone());
-            let copied = tokio::io::copy(&mut source, &mut upload).await;
-            let finished = match copied {
-                Ok(_) => upload.shutdown().await,
-                Err(e) => {
-                    let _ = upload.abort().await;
-                    Err(e)
-                }
-            };
-            finished.map_err(|e| {
-                let e = object_store::Error::Generic {
-                    store: "S3",
-                    source: Box::new(e),
-                };
-                storage_error(&target, e).to_string()
-            })
-        })?;
+        runtime
+            .block_on(upload_file(&store, file, key, &target))
+            .map_err(|e| e.to_string())?;
         std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))
     })))
 }
 
-/// The file in a dataset folder naming what generated it.
-const STAMP_FILE: &str = ".audience-data";
-
-/// Generates `scale`'s dataset (seed 42, and its tag index when `tag_index`)
-/// into `dir`, unless the folder's stamp says it already holds exactly that.
-/// Built beside `dir` and renamed into place, so a reader never sees half a
-/// dataset and concurrent first uses agree.
+/// Generates `scale`'s dataset (seed 42) with its tag index into `dir`, unless
+/// its stamp says it holds that dataset (see [`audience_data::ensure_dataset`]:
+/// a folder that is not ours is never replaced). The index is built before the
+/// dataset is moved into place, so a reader never sees it without one.
 pub(crate) fn ensure_dataset(
     dir: &Path,
     scale: Scale,
     threads: Option<usize>,
-    tag_index: bool,
 ) -> Result<(), CliError> {
-    let stamp = format!(
-        "audience-data {} scale={} seed=42{}\n",
-        audience_data::GENERATOR_VERSION,
-        scale_name(scale),
-        if tag_index { " tag_bitmaps" } else { "" }
-    );
-    let current =
-        |dir: &Path| std::fs::read_to_string(dir.join(STAMP_FILE)).is_ok_and(|s| s == stamp);
-    if current(dir) {
-        return Ok(());
-    }
-    let parent = dir.parent().unwrap_or(dir).to_path_buf();
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| CliError::internal(format!("cannot create {}: {e}", parent.display())))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}-{}", std::process::id()));
-    eprintln!(
-        "generating the {} dataset in {} ...",
-        scale_name(scale),
-        dir.display()
-    );
-    let mut config = GenConfig::new(scale, &tmp);
+    let mut config = GenConfig::new(scale, dir);
     if let Some(t) = threads {
         config.threads = config.threads.min(t);
     }
-    generate_with_progress(&config)?;
-    if tag_index {
-        crate::index::index_folder(&tmp)?;
-    }
-    std::fs::write(tmp.join(STAMP_FILE), &stamp)
-        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", tmp.display())))?;
-    if current(dir) {
-        // another process finished first
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(dir);
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !current(dir) {
-            return Err(CliError::internal(format!(
-                "cannot move the dataset into {}: {e}",
-                dir.display()
-            )));
+    let stamp = config.stamp();
+    audience_data::ensure_dataset(dir, &stamp, |tmp| {
+        eprintln!(
+            "generating the {} dataset in {} ...",
+            scale.name(),
+            dir.display()
+        );
+        config.out = tmp.to_path_buf();
+        generate_with_progress(&config).map_err(|e| e.to_string())?;
+        crate::index::index_folder(tmp).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .map_err(|e| match e {
+        audience_data::DatasetError::Occupied(m) | audience_data::DatasetError::Build(m) => {
+            CliError::user(m)
         }
-    }
-    Ok(())
+        e => CliError::internal(e.to_string()),
+    })
 }
 
-/// The scale's name, as `--scale` spells it.
-pub(crate) fn scale_name(scale: Scale) -> &'static str {
-    match scale {
-        Scale::Tiny => "tiny",
-        Scale::S => "s",
-        Scale::M => "m",
-        Scale::L => "l",
-        Scale::Xl => "xl",
+/// Builds the tag index of the dataset in `dir` if it has none (a dataset that
+/// `audience gen` wrote).
+pub(crate) fn ensure_tag_index(dir: &Path) -> Result<(), CliError> {
+    let index = audience_engine::TAG_BITMAPS;
+    if dir.join(index).join(format!("{index}.parquet")).is_file() {
+        return Ok(());
     }
+    crate::index::index_folder(dir).map(|_| ())
 }
 
 /// Generates `config`'s dataset, showing progress on stderr.

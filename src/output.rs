@@ -38,8 +38,6 @@ pub(crate) struct Output {
     file: Option<PendingFile>,
     progress: Option<ProgressBar>,
     rows: u64,
-    row_group_rows: Option<usize>,
-    page_rows: Option<usize>,
 }
 
 impl Output {
@@ -52,8 +50,6 @@ impl Output {
                 file: None,
                 progress: None,
                 rows: 0,
-                row_group_rows: None,
-                page_rows: None,
             });
         };
         if target.is_dir() {
@@ -86,17 +82,7 @@ impl Output {
             }),
             progress: None,
             rows: 0,
-            row_group_rows: None,
-            page_rows: None,
         })
-    }
-
-    /// Parquet row groups and data pages of at most `group_rows` and `page_rows` rows:
-    /// small ones let readers skip by statistics and the page index.
-    pub(crate) fn with_small_groups(mut self, group_rows: usize, page_rows: usize) -> Self {
-        self.row_group_rows = Some(group_rows);
-        self.page_rows = Some(page_rows);
-        self
     }
 
     /// Counts the rows written on `bar` as they go.
@@ -166,17 +152,9 @@ impl Output {
                 self.sink.write_all(b"\n")?;
             }
             Format::Parquet => {
-                let mut props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::default()));
-                if let Some(rows) = self.row_group_rows {
-                    props = props.set_max_row_group_row_count(Some(rows));
-                }
-                if let Some(rows) = self.page_rows {
-                    props = props
-                        .set_data_page_row_count_limit(rows)
-                        .set_write_batch_size(rows);
-                }
-                let props = props.build();
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
                 let mut writer = ArrowWriter::try_new(&mut self.sink, schema, Some(props))?;
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;

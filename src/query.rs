@@ -16,7 +16,7 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
     let config = engine_config(&args.engine)?;
     // Open the output first: an unwritable -o fails before any work is done.
     let output = Output::open(args.output.as_deref(), args.format)?;
-    run_task(args.engine.timeout, async move {
+    run_task(args.limit.timeout, async move {
         let started = Instant::now();
         let engine = Engine::start(&config).await?;
         let registered = Instant::now();

@@ -24,6 +24,6 @@ fn sample_dir() -> PathBuf {
 /// The sample dataset folder, generated first if absent or stale.
 pub(crate) fn ensure_sample() -> Result<PathBuf, CliError> {
     let dir = sample_dir();
-    crate::generate::ensure_dataset(&dir, Scale::Tiny, Some(2), true)?;
+    crate::generate::ensure_dataset(&dir, Scale::Tiny, Some(2))?;
     Ok(dir)
 }

@@ -5,32 +5,39 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use audience_engine::{Engine, EngineConfig, Role, UserConfig};
-use audience_flight_server::{SharedEngine, hash_password, random_handle};
+use audience_engine::{Engine, EngineConfig};
+use audience_flight_server::{
+    Role, ServerConfig, SharedEngine, UserConfig, hash_password, random_handle,
+};
 
 use crate::cli::ServeArgs;
 use crate::error::CliError;
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
-    let mut config = crate::query::engine_config(&args.engine)?;
+    let config = crate::query::engine_config(&args.engine)?;
+    let mut server = match &args.engine.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    server.apply_env(std::env::vars())?;
     if let Some(addr) = &args.addr {
-        config.server.addr = addr.clone();
+        server.addr = addr.clone();
     }
-    if let Some(limit) = args.engine.timeout {
-        config.server.query_timeout = format!("{}ms", limit.as_millis());
+    if let Some(limit) = args.query_timeout {
+        server.query_timeout = format!("{}ms", limit.as_millis());
     }
-    let first_login = first_admin(&mut config)?;
-    config.validate()?;
-    crate::query::runtime()?.block_on(serve(config, first_login))
+    let first_login = first_admin(&mut server)?;
+    server.validate()?;
+    crate::query::runtime()?.block_on(serve(config, server, first_login))
 }
 
 /// With no users configured, an `admin` with a random password for this run.
-fn first_admin(config: &mut EngineConfig) -> Result<Option<(String, String)>, CliError> {
-    if !config.server.users.is_empty() {
+fn first_admin(server: &mut ServerConfig) -> Result<Option<(String, String)>, CliError> {
+    if !server.users.is_empty() {
         return Ok(None);
     }
     let password: String = random_handle().chars().take(20).collect();
-    config.server.users.push(UserConfig {
+    server.users.push(UserConfig {
         name: "admin".into(),
         role: Role::Admin,
         password_hash: hash_password(&password).map_err(CliError::internal)?,
@@ -40,18 +47,19 @@ fn first_admin(config: &mut EngineConfig) -> Result<Option<(String, String)>, Cl
 
 async fn serve(
     config: EngineConfig,
+    server_config: ServerConfig,
     first_login: Option<(String, String)>,
 ) -> Result<(), CliError> {
     let engine: SharedEngine = Arc::new(Engine::start(&config).await?);
-    let listener = tokio::net::TcpListener::bind(&config.server.addr)
+    let listener = tokio::net::TcpListener::bind(&server_config.addr)
         .await
-        .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", config.server.addr)))?;
+        .map_err(|e| CliError::user(format!("cannot listen on {}: {e}", server_config.addr)))?;
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::internal(format!("cannot read the listening address: {e}")))?;
-    audience_flight_server::check_transport(&config.server, addr)?;
-    let tls = config.server.tls.enabled();
-    print_welcome(&config, &addr.to_string(), tls, first_login.as_ref());
+    audience_flight_server::check_transport(&server_config, addr)?;
+    let tls = server_config.tls.enabled();
+    print_welcome(&server_config, &addr.to_string(), tls, first_login.as_ref());
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = {
@@ -60,8 +68,7 @@ async fn serve(
             let _ = stopped.changed().await;
         }
     };
-    let server_config = config.server.clone();
-    let grace = config.server.shutdown_timeout();
+    let grace = server_config.shutdown_timeout();
     let mut server = tokio::spawn(async move {
         audience_flight_server::serve(engine, &server_config, listener, shutdown).await
     });
@@ -99,7 +106,7 @@ async fn shutdown_signal() -> Result<(), CliError> {
 /// Where the server listens and how to connect: a Python (ADBC) snippet that
 /// runs as printed, and a JDBC URL.
 fn print_welcome(
-    config: &EngineConfig,
+    server: &ServerConfig,
     addr: &str,
     tls: bool,
     first_login: Option<&(String, String)>,
@@ -107,7 +114,7 @@ fn print_welcome(
     let scheme = if tls { "grpc+tls" } else { "grpc" };
     let (user, password) = match first_login {
         Some((user, password)) => (user.clone(), password.clone()),
-        None => (config.server.users[0].name.clone(), "…".to_string()),
+        None => (server.users[0].name.clone(), "…".to_string()),
     };
     println!("Audience Flight SQL server listening on {scheme}://{addr}");
     if first_login.is_some() {

@@ -7,6 +7,7 @@
 //! member ranges depend only on the dataset's size.
 
 mod calendar;
+mod dataset;
 mod member;
 mod rng;
 mod tables;
@@ -17,14 +18,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use chrono::NaiveDate;
+pub use dataset::{DatasetError, STAMP_FILE, ensure_dataset, read_stamp, write_stamp};
 pub use tables::{
     EVENTS_SCHEMA, IDENTITIES_SCHEMA, MEMBER_TAGS_SCHEMA, MEMBERS_SCHEMA, ORDERS_SCHEMA,
 };
 pub use writer::GenError;
 
 /// Version of the generator's output: bumped whenever the same seed would give
-/// other rows or other files.
-pub const GENERATOR_VERSION: u32 = 4;
+/// other rows or other files (5: the stamp names the sizes, not the tag index).
+pub const GENERATOR_VERSION: u32 = 5;
 
 /// Names of the generated tables, each a folder under the output directory.
 pub const TABLES: [&str; 5] = ["members", "events", "orders", "member_tags", "identities"];
@@ -80,6 +82,8 @@ pub fn default_end_date() -> NaiveDate {
 /// What to generate, and where.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
+    /// The named scale the sizes come from (and the stamp names).
+    pub scale: Scale,
     /// Number of members (ids `1..=members`).
     pub members: u64,
     /// Approximate number of events.
@@ -115,6 +119,7 @@ impl GenConfig {
     pub fn new(scale: Scale, out: impl Into<PathBuf>) -> Self {
         let (members, events) = scale.size();
         GenConfig {
+            scale,
             members,
             events,
             seed: 42,

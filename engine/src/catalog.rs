@@ -11,10 +11,11 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{SortExpr, col};
 use datafusion::prelude::SessionContext;
 
-use object_store::ObjectStoreExt;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::error::EngineError;
-use crate::member_ranges::{member_range_partitioning, parquet_objects};
 use crate::storage::{Location, storage_error};
 
 /// The sort order the dataset layout (`shared/DATASET.md`) promises for a table
@@ -46,7 +47,7 @@ pub(crate) async fn register_parquet(
     location: &Location,
     sort_order: &[&str],
 ) -> Result<(), EngineError> {
-    let (url_text, is_folder) = table_url(ctx, name, location).await?;
+    let url_text = table_url(ctx, name, location).await?;
     let url = ListingTableUrl::parse(&url_text)?;
     let state = ctx.state();
     let mut options =
@@ -69,15 +70,9 @@ pub(crate) async fn register_parquet(
             .iter()
             .map(|c| col(*c).sort(true, false))
             .collect();
+        // Scans sorted by member_id over disjoint member ranges are regrouped
+        // and declared range-partitioned at planning (`member_ranges`).
         options = options.with_file_sort_order(vec![order]);
-        if sort_order[0] == "member_id" && is_folder {
-            let partitions = state.config().target_partitions();
-            let store = ctx.runtime_env().object_store(url.object_store())?;
-            let declared =
-                member_range_partitioning(&store, url.prefix(), "member_id", partitions).await;
-            tracing::debug!(table = name, ?declared, "member-range partitioning");
-            options = options.with_output_partitioning(declared);
-        }
     }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
@@ -92,13 +87,13 @@ pub(crate) async fn register_parquet(
     Ok(())
 }
 
-/// The listing URL of a table's location (a folder URL ends with `/`) and
-/// whether it is a folder, after checking that it holds Parquet data.
+/// The listing URL of a table's location (a folder URL ends with `/`), after
+/// checking that it holds Parquet data.
 async fn table_url(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
-) -> Result<(String, bool), EngineError> {
+) -> Result<String, EngineError> {
     match location {
         Location::Local(path) => {
             let path = existing_path(name, path)?;
@@ -119,7 +114,7 @@ async fn table_url(
             if is_folder && !text.ends_with('/') {
                 text.push('/');
             }
-            Ok((text, is_folder))
+            Ok(text)
         }
         Location::S3 { bucket, key } => {
             let store = ctx
@@ -130,7 +125,7 @@ async fn table_url(
                     .head(&location.object_path())
                     .await
                     .map_err(|e| in_table(name, storage_error(location, e)))?;
-                return Ok((location.to_string(), false));
+                return Ok(location.to_string());
             }
             let files = parquet_objects(&store, &location.object_path())
                 .await
@@ -140,9 +135,27 @@ async fn table_url(
                     "table '{name}': no .parquet objects under {location}/"
                 )));
             }
-            Ok((format!("{location}/"), true))
+            Ok(format!("{location}/"))
         }
     }
+}
+
+/// The `.parquet` objects under `prefix`, in path order; hidden names (`.x`)
+/// are left out.
+async fn parquet_objects(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &ObjectPath,
+) -> Result<Vec<ObjectMeta>, object_store::Error> {
+    let mut files: Vec<ObjectMeta> = store
+        .list(Some(prefix))
+        .try_filter(|m| {
+            let name = m.location.filename().unwrap_or("");
+            std::future::ready(name.ends_with(".parquet") && !name.starts_with('.'))
+        })
+        .try_collect()
+        .await?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(files)
 }
 
 /// `e`, prefixed with the table it happened for.

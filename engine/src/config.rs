@@ -8,11 +8,15 @@ use serde::Deserialize;
 
 use crate::cluster::ClusterConfig;
 use crate::error::EngineError;
-use crate::server_config::ServerConfig;
 use crate::storage::{Location, StorageConfig};
 
 /// The checked-in defaults, every key documented.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Top-level sections of a config file that other parts of Audience read from
+/// the same file (the Flight SQL server's `[server]`); the engine leaves them
+/// to their owners.
+pub const FOREIGN_SECTIONS: [&str; 1] = ["server"];
 
 /// Everything the engine needs to start.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -25,8 +29,6 @@ pub struct EngineConfig {
     /// Tables by name, added to (and overriding) those found in the dataset folder.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
-    /// The Flight SQL server.
-    pub server: ServerConfig,
     /// Object storage (S3) settings.
     pub storage: StorageConfig,
     /// The Ballista scheduler and executor processes.
@@ -114,20 +116,18 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Defaults overlaid with the TOML file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, EngineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            EngineError::Config(format!("cannot read config file {}: {e}", path.display()))
-        })?;
+        let text = read_config_file(path)?;
         Self::from_toml(&text)
             .map_err(|e| EngineError::Config(format!("config file {}: {e}", path.display())))
     }
 
-    /// Defaults overlaid with the given TOML text.
+    /// Defaults overlaid with the given TOML text; the [`FOREIGN_SECTIONS`]
+    /// are left to their owners, any other unknown key is an error.
     pub fn from_toml(text: &str) -> Result<Self, EngineError> {
-        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG)
-            .map_err(|e| EngineError::Internal(format!("default config: {e}")))?;
-        let overlay: toml::Table =
-            toml::from_str(text).map_err(|e| EngineError::Config(e.to_string()))?;
-        merge(&mut merged, overlay);
+        let mut merged = layered_toml(DEFAULT_CONFIG, text)?;
+        for section in FOREIGN_SECTIONS {
+            merged.remove(section);
+        }
         merged
             .try_into()
             .map_err(|e: toml::de::Error| EngineError::Config(e.to_string()))
@@ -136,10 +136,8 @@ impl EngineConfig {
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
     /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
     /// `AUDIENCE_METADATA_CACHE`, `AUDIENCE_REMOTE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
-    /// `AUDIENCE_TABLE_<NAME>=<location>`, and the server's
-    /// `AUDIENCE_SERVER_ADDR`, `AUDIENCE_SERVER_QUERY_TIMEOUT`,
-    /// `AUDIENCE_SERVER_MAX_CONCURRENT_QUERIES`, `AUDIENCE_SERVER_MAX_QUEUED_QUERIES`,
-    /// `AUDIENCE_SERVER_TLS_CERT` and `AUDIENCE_SERVER_TLS_KEY`.
+    /// and `AUDIENCE_TABLE_<NAME>=<location>` (the server reads its own
+    /// `AUDIENCE_SERVER_*`).
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -154,16 +152,6 @@ impl EngineConfig {
                 "BATCH_SIZE" => self.engine.batch_size = parse_number(&key, &value)?,
                 "SPILL_DIR" => self.engine.spill_dir = value,
                 "DATA_DIR" => self.data.dir = value,
-                "SERVER_ADDR" => self.server.addr = value,
-                "SERVER_QUERY_TIMEOUT" => self.server.query_timeout = value,
-                "SERVER_MAX_CONCURRENT_QUERIES" => {
-                    self.server.max_concurrent_queries = parse_number(&key, &value)?
-                }
-                "SERVER_MAX_QUEUED_QUERIES" => {
-                    self.server.max_queued_queries = parse_number(&key, &value)?
-                }
-                "SERVER_TLS_CERT" => self.server.tls.cert = value,
-                "SERVER_TLS_KEY" => self.server.tls.key = value,
                 "METADATA_CACHE" => self.engine.metadata_cache = value,
                 "S3_ENDPOINT" => self.storage.s3.endpoint = value,
                 "REMOTE" => self.engine.remote = value,
@@ -190,7 +178,7 @@ impl EngineConfig {
                 "engine.batch_size must be at least 1".into(),
             ));
         }
-        self.server.validate()
+        Ok(())
     }
 }
 
@@ -199,6 +187,24 @@ fn parse_number(key: &str, value: &str) -> Result<usize, EngineError> {
         .trim()
         .parse()
         .map_err(|_| EngineError::Config(format!("{key} must be a whole number, got '{value}'")))
+}
+
+/// The text of the config file at `path`.
+pub fn read_config_file(path: &Path) -> Result<String, EngineError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        EngineError::Config(format!("cannot read config file {}: {e}", path.display()))
+    })
+}
+
+/// `defaults` (TOML) overlaid with `text`, table by table: how every part of
+/// Audience reads its sections of one config file.
+pub fn layered_toml(defaults: &str, text: &str) -> Result<toml::Table, EngineError> {
+    let mut merged: toml::Table = toml::from_str(defaults)
+        .map_err(|e| EngineError::Internal(format!("default config: {e}")))?;
+    let overlay: toml::Table =
+        toml::from_str(text).map_err(|e| EngineError::Config(e.to_string()))?;
+    merge(&mut merged, overlay);
+    Ok(merged)
 }
 
 /// Overlays `overlay` on `base`, table by table.
@@ -250,6 +256,8 @@ mod tests {
             .err()
             .ok_or(EngineError::Internal("expected an error".into()))?;
         assert!(e.to_string().contains("memory_limt"), "{e}");
+        // the server's section is the server's to check
+        EngineConfig::from_toml("[server]\nanything = 1\n")?;
         let mut c = EngineConfig::default();
         let e = c
             .apply_env([("AUDIENCE_BATCH_SIZE".into(), "lots".into())])

@@ -29,6 +29,20 @@ pub(crate) async fn copy_atomically(
     }
 }
 
+/// The number of rows a `COPY` reports having written (one row, one column).
+pub(crate) fn rows_copied(batches: &[RecordBatch]) -> Result<u64, EngineError> {
+    batches
+        .first()
+        .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        })
+        .map(|c| c.value(0))
+        .ok_or_else(|| EngineError::Internal("COPY returned no row count".into()))
+}
+
 /// Runs `copy` and returns its batches.
 async fn run_copy(
     ctx: &SessionContext,

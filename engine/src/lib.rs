@@ -5,14 +5,14 @@
 mod catalog;
 mod cluster;
 mod config;
+mod duration;
 mod error;
 mod export;
-mod member_range_rule;
 mod member_ranges;
 mod memory;
-mod server_config;
 mod session;
 mod storage;
+mod tag_index;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,11 +24,17 @@ use datafusion::sql::sqlparser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 pub use cluster::{ClusterConfig, ExecutionMode, run_executor, run_scheduler};
-pub use config::{DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, TableConfig};
+pub use config::{
+    DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, FOREIGN_SECTIONS, TableConfig,
+    layered_toml, read_config_file,
+};
+pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use memory::{parse_memory_limit, total_memory};
-pub use server_config::{ExportConfig, Role, ServerConfig, TlsConfig, UserConfig, parse_duration};
-pub use storage::{Location, S3Config, StorageConfig, object_store_for, storage_error};
+pub use storage::{
+    Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
+};
+pub use tag_index::TAG_BITMAPS;
 
 impl Dataset {
     fn registered(&self) -> Result<std::sync::MutexGuard<'_, BTreeSet<String>>, EngineError> {
@@ -167,16 +173,7 @@ impl Engine {
             options: vec![],
         };
         let batches = export::copy_atomically(&self.ctx, copy).await?;
-        let rows = batches
-            .first()
-            .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-            })
-            .map(|c| c.value(0));
-        rows.ok_or_else(|| EngineError::Internal("COPY returned no row count".into()))
+        export::rows_copied(&batches)
     }
 
     /// Plans one parsed statement. Queries are returned unexecuted; DDL, `SET`

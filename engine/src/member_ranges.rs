@@ -1,90 +1,184 @@
-//! Declared member-range partitioning: when a table's files each hold a disjoint,
-//! increasing range of `member_id` (the layout `audience gen` writes), the scan
-//! can promise that every member lies in exactly one partition, so per-member
-//! aggregates run in one phase with no repartition (DataFusion's declared
-//! `Range` output partitioning).
+//! Member-range partitioning, decided in one place: when a scan is sorted by
+//! `member_id` and its files hold disjoint member ranges (the layout
+//! `audience gen` writes), this physical optimizer rule regroups the files into
+//! contiguous member ranges from their statistics and declares exactly those
+//! ranges as the scan's `Range` output partitioning. Every member then lies in
+//! one partition, so per-member aggregates run in one phase with no
+//! repartition — locally, and inside each scan task on a Ballista cluster
+//! (whose scheduler runs the same rule). The groups and the declared split
+//! points come from the same list, so they cannot disagree.
 
 use std::sync::Arc;
 
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, SplitPoint};
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-use datafusion::logical_expr::{Partitioning, RangePartitioning, col};
-use datafusion::parquet::file::statistics::Statistics;
-use futures::TryStreamExt;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStore};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, Partitioning, PhysicalSortExpr, RangePartitioning};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 
-/// The `[min, max]` of an INT64 column over a Parquet file, from its footer statistics.
-async fn file_range(
-    store: &Arc<dyn ObjectStore>,
-    file: &ObjectMeta,
-    column: &str,
-) -> Option<(i64, i64)> {
-    let metadata = DFParquetMetadata::new(store.as_ref(), file)
-        .fetch_metadata()
-        .await
-        .ok()?;
-    let schema = metadata.file_metadata().schema_descr();
-    let index = (0..schema.num_columns()).find(|&i| schema.column(i).name() == column)?;
-    let mut range: Option<(i64, i64)> = None;
-    for row_group in metadata.row_groups() {
-        let Some(Statistics::Int64(stats)) = row_group.column(index).statistics() else {
-            return None;
-        };
-        if stats.null_count_opt() != Some(0) {
-            return None;
-        }
-        let (lo, hi) = (*stats.min_opt()?, *stats.max_opt()?);
-        range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-    }
-    range
-}
+/// The column whose ranges the files partition.
+const COLUMN: &str = "member_id";
 
-/// The `.parquet` objects under `prefix`, in path order (the order DataFusion
-/// groups them in); hidden names (`.x`) are left out.
-pub(crate) async fn parquet_objects(
-    store: &Arc<dyn ObjectStore>,
-    prefix: &ObjectPath,
-) -> Result<Vec<ObjectMeta>, object_store::Error> {
-    let mut files: Vec<ObjectMeta> = store
-        .list(Some(prefix))
-        .try_filter(|m| {
-            let name = m.location.filename().unwrap_or("");
-            std::future::ready(name.ends_with(".parquet") && !name.starts_with('.'))
+/// Regroups and declares range partitioning on `member_id` for scans whose
+/// files hold disjoint member ranges. It runs ahead of DataFusion's own rules,
+/// before distribution is enforced.
+#[derive(Debug, Default)]
+pub(crate) struct DeclareMemberRanges;
+
+impl PhysicalOptimizerRule for DeclareMemberRanges {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let partitions = config.execution.target_partitions;
+        plan.transform_up(|node| {
+            let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            match member_range_scan(files, partitions) {
+                Some(regrouped) => Ok(Transformed::yes(DataSourceExec::from_data_source(
+                    regrouped,
+                ))),
+                None => Ok(Transformed::no(node)),
+            }
         })
-        .try_collect()
-        .await?;
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    Ok(files)
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "declare_member_ranges"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }
 
-/// Range partitioning on `column` for the files under `prefix` split into up to
-/// `partitions` groups, if the files' ranges are disjoint and increasing in path
-/// order; `None` otherwise (the scan then declares nothing).
-pub(crate) async fn member_range_partitioning(
-    store: &Arc<dyn ObjectStore>,
-    prefix: &ObjectPath,
-    column: &str,
-    partitions: usize,
-) -> Option<Partitioning> {
-    let files = parquet_objects(store, prefix).await.ok()?;
-    if files.len() < 2 || partitions < 2 {
+/// `scan` regrouped into up to `partitions` contiguous member ranges with the
+/// partitioning declared, or `None` when it declares one already, is not
+/// sorted by `member_id` first, or its files' ranges are unknown or overlap.
+fn member_range_scan(scan: &FileScanConfig, partitions: usize) -> Option<FileScanConfig> {
+    if scan.output_partitioning.is_some() || scan.limit.is_some() || partitions < 2 {
         return None;
     }
-    let mut ranges = Vec::with_capacity(files.len());
-    for file in &files {
-        ranges.push(file_range(store, file, column).await?);
-    }
-    if ranges.windows(2).any(|w| w[0].1 >= w[1].0) {
+    let index = scan.file_schema().index_of(COLUMN).ok()?;
+    let sorted_by_member = scan.output_ordering.iter().any(|ordering| {
+        let first = ordering.first();
+        !first.options.descending
+            && first
+                .expr
+                .downcast_ref::<Column>()
+                .is_some_and(|c| c.name() == COLUMN && c.index() == index)
+    });
+    if !sorted_by_member {
         return None;
     }
-    // DataFusion splits the path-ordered files into chunks of ceil(files / partitions).
-    let chunk = files.len().div_ceil(partitions);
-    let groups = files.len().div_ceil(chunk);
-    let split_points = (1..groups)
-        .map(|g| SplitPoint::new(vec![ScalarValue::Int64(Some(ranges[g * chunk].0))]))
+    let mut files: Vec<(i64, i64, PartitionedFile)> = scan
+        .file_groups
+        .iter()
+        .flat_map(|group| group.files().iter())
+        .map(|file| {
+            let (lo, hi) = file_range(file, index)?;
+            Some((lo, hi, file.clone()))
+        })
+        .collect::<Option<_>>()?;
+    if files.len() < 2 {
+        return None;
+    }
+    files.sort_by_key(|(lo, _, _)| *lo);
+    if files.windows(2).any(|w| w[0].1 >= w[1].0) {
+        return None;
+    }
+    let groups = contiguous_groups(&files, partitions);
+    // Fewer files than partitions: the ranges above the last member are
+    // declared too, empty, so the scan has exactly `partitions` partitions
+    // and distribution is not "improved" by a hash repartition.
+    let last = files.last().map(|(_, hi, _)| *hi)?;
+    let empty = (1..=(partitions - groups.len()) as i64).map(|k| last.checked_add(k));
+    let split_points = groups[1..]
+        .iter()
+        .map(|g| Some(g[0].0))
+        .chain(empty)
+        .map(|point| Some(SplitPoint::new(vec![ScalarValue::Int64(Some(point?))])))
+        .collect::<Option<Vec<_>>>()?;
+    let key = PhysicalSortExpr::new_default(Arc::new(Column::new(COLUMN, index)));
+    let range = RangePartitioning::try_new(LexOrdering::new(vec![key])?, split_points).ok()?;
+    let file_groups = (0..partitions)
+        .map(|g| {
+            let files = groups.get(g).map_or(&[][..], |g| *g);
+            FileGroup::new(files.iter().map(|(_, _, f)| f.clone()).collect())
+        })
         .collect();
-    let range =
-        RangePartitioning::try_new(vec![col(column).sort(true, false)], split_points).ok()?;
-    Some(Partitioning::Range(range))
+    Some(
+        FileScanConfigBuilder::from(scan.clone())
+            .with_file_groups(file_groups)
+            .with_output_partitioning(Some(Partitioning::Range(range)))
+            .build(),
+    )
+}
+
+/// `files` (sorted by range) cut into `min(partitions, files)` contiguous
+/// groups whose sizes differ by at most one file.
+fn contiguous_groups<T>(files: &[T], partitions: usize) -> Vec<&[T]> {
+    let groups = partitions.min(files.len()).max(1);
+    (0..groups)
+        .map(|g| &files[g * files.len() / groups..(g + 1) * files.len() / groups])
+        .collect()
+}
+
+/// A file's exact `[min, max]` of the column at `index`, from its statistics.
+fn file_range(file: &PartitionedFile, index: usize) -> Option<(i64, i64)> {
+    let column = file.statistics.as_ref()?.column_statistics.get(index)?;
+    if !matches!(column.null_count, Precision::Exact(0)) {
+        return None;
+    }
+    let value = |p: &Precision<ScalarValue>| match p {
+        Precision::Exact(v) => v
+            .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+            .ok(),
+        _ => None,
+    };
+    match (value(&column.min_value)?, value(&column.max_value)?) {
+        (ScalarValue::Int64(Some(lo)), ScalarValue::Int64(Some(hi))) => Some((lo, hi)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contiguous_groups;
+
+    #[test]
+    fn groups_are_contiguous_balanced_and_cover_every_file() {
+        for files in [1, 2, 3, 5, 7, 16, 25] {
+            for partitions in [1, 2, 3, 5, 7, 16] {
+                let list: Vec<usize> = (0..files).collect();
+                let groups = contiguous_groups(&list, partitions);
+                assert_eq!(
+                    groups.len(),
+                    partitions.min(files),
+                    "{files} files, {partitions}"
+                );
+                let flat: Vec<usize> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+                assert_eq!(flat, list, "{files} files, {partitions} partitions");
+                let sizes: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(
+                    hi - lo <= 1 && *lo >= 1,
+                    "{files} files, {partitions}: {sizes:?}"
+                );
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
-use crate::member_range_rule::DeclareMemberRanges;
+use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::storage::{Location, StoreRegistry};
 
@@ -37,7 +37,8 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     options.execution.parquet.pushdown_filters = false;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.pruning = true;
-    // member-range files do not overlap, so sorted scans can keep their order
+    // Sorted tables whose files do not overlap keep their order across files
+    // (member-range scans are then regrouped by `member_ranges`).
     options.execution.split_file_groups_by_statistics = true;
 
     Ok(context_with(session, runtime_env(config, true)?)?)

@@ -15,8 +15,8 @@ use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use serde::Deserialize;
 use url::Url;
 
+use crate::duration::parse_duration;
 use crate::error::EngineError;
-use crate::server_config::parse_duration;
 
 /// Where a table, a dataset or an export lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +255,35 @@ pub fn object_store_for(
         }
         Location::S3 { bucket, .. } => Ok((s3.store(bucket)?, location.object_path())),
     }
+}
+
+/// Uploads the local `file` to `key` of `store` (part of `target`, named in
+/// errors) in parts, streaming; a failed upload is aborted.
+pub async fn upload_file(
+    store: &Arc<dyn ObjectStore>,
+    file: &std::path::Path,
+    key: ObjectPath,
+    target: &Location,
+) -> Result<(), EngineError> {
+    use tokio::io::AsyncWriteExt;
+    let mut source = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| EngineError::Invalid(format!("cannot read {}: {e}", file.display())))?;
+    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(store), key);
+    let finished = match tokio::io::copy(&mut source, &mut upload).await {
+        Ok(_) => upload.shutdown().await,
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    };
+    finished.map_err(|e| {
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(e),
+        };
+        storage_error(target, e)
+    })
 }
 
 /// A storage error on `location` explained for the user: a missing bucket,

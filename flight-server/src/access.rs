@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path};
 
-use audience_engine::Role;
+use crate::config::Role;
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast::{self, SetExpr};
 use tonic::Status;

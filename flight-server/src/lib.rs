@@ -5,18 +5,25 @@
 
 mod access;
 mod auth;
+mod cancellation;
+mod catalog;
+mod config;
+mod execution;
 mod flight_schema;
 mod limits;
 mod metadata;
 mod placeholders;
+mod prepared;
 mod query_engine;
 mod query_stream;
 mod server;
 mod service;
+mod statements;
 mod status;
 mod ttl_map;
 
 pub use auth::hash_password;
+pub use config::{ExportConfig, Role, SERVER_DEFAULTS, ServerConfig, TlsConfig, UserConfig};
 pub use query_engine::{QueryEngine, SharedEngine, TableInfo};
 pub use server::{check_transport, serve};
 pub use service::FlightSqlServer;

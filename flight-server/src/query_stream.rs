@@ -24,17 +24,18 @@ use crate::flight_schema::to_flight_batch;
 use crate::limits::Slot;
 use crate::status::{arrow_status, datafusion_status};
 
-/// Queries now streaming, by ticket handle, so `CancelFlightInfo` can stop them.
+/// Queries now streaming, by ticket handle, with their users, so
+/// `CancelFlightInfo` can stop them.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    queries: Mutex<HashMap<String, AbortHandle>>,
+    queries: Mutex<HashMap<String, (String, AbortHandle)>>,
 }
 
 impl Running {
     /// Stops the query streaming under `handle`; false if none is.
     pub(crate) fn cancel(&self, handle: &str) -> bool {
         match self.lock().remove(handle) {
-            Some(abort) => {
+            Some((_, abort)) => {
                 abort.abort();
                 true
             }
@@ -42,13 +43,19 @@ impl Running {
         }
     }
 
-    fn register(&self, handle: &str) -> AbortRegistration {
+    /// The user whose query streams under `handle`.
+    pub(crate) fn owner(&self, handle: &str) -> Option<String> {
+        self.lock().get(handle).map(|(user, _)| user.clone())
+    }
+
+    fn register(&self, handle: &str, user: &str) -> AbortRegistration {
         let (abort, registration) = AbortHandle::new_pair();
-        self.lock().insert(handle.to_string(), abort);
+        self.lock()
+            .insert(handle.to_string(), (user.to_string(), abort));
         registration
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, AbortHandle)>> {
         self.queries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -114,7 +121,7 @@ impl QueryStream {
         running: Arc<Running>,
         memory: Box<dyn Fn() -> usize + Send>,
     ) -> Self {
-        let registration = running.register(&record.handle);
+        let registration = running.register(&record.handle, &record.user);
         QueryStream {
             inner: Abortable::new(inner, registration),
             schema,
@@ -151,10 +158,7 @@ impl Stream for QueryStream {
             return Poll::Ready(None);
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
-            let e = Status::deadline_exceeded(format!(
-                "the query ran longer than server.query_timeout ({:?}) and was stopped",
-                self.timeout
-            ));
+            let e = crate::execution::timed_out(self.timeout);
             return self.end(Outcome::TimedOut, Some(e));
         }
         let polled = Pin::new(&mut self.inner).poll_next(cx);

@@ -40,6 +40,13 @@ impl<V> TtlMap<V> {
         (used.elapsed() < self.ttl).then_some(value)
     }
 
+    /// `read` of the value under `handle`, if live, without refreshing it.
+    pub(crate) fn get_with<R>(&self, handle: &str, read: impl FnOnce(&V) -> R) -> Option<R> {
+        let entries = self.lock();
+        let (value, used) = entries.get(handle)?;
+        (used.elapsed() < self.ttl).then(|| read(value))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (V, Instant)>> {
         // a panic while holding the lock cannot leave the map half-updated
         self.entries.lock().unwrap_or_else(|p| p.into_inner())

@@ -4,7 +4,7 @@ Flight SQL driver exactly as a Python user connects.
 usage: adbc_client.py CHECK ARGS_JSON
 
 Each check prints `ok <name>` per assertion that held and exits non-zero on the
-first that did not. The Rust test (tests/flight_sql.rs) starts the server,
+first that did not. The Rust test (tests/integration/flight_sql.rs) starts the server,
 passes its URL, users and folders, and checks what was printed.
 """
 

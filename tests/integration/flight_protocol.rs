@@ -1,0 +1,511 @@
+//! Flight SQL protocol details that the Python driver does not expose, checked
+//! with arrow-flight's Rust client against the real `audience serve`: schema
+//! identity across FlightInfo, prepared statements and batches; message sizes;
+//! CancelFlightInfo; handle expiry; ticket ownership; DDL through the update path.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightInfo,
+};
+use common::test_server::{TestConfig, TestServer, USERS};
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::transport::Channel;
+
+async fn login(server: &TestServer, user: &str) -> FlightSqlServiceClient<Channel> {
+    let password = USERS.iter().find(|u| u.0 == user).unwrap().2;
+    let url = server.url.replace("grpc://", "http://");
+    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.handshake(user, password).await.unwrap();
+    client
+}
+
+async fn fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> Vec<RecordBatch> {
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    client
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Starts a query that would run for hours and reads its first batch.
+async fn start_endless_query(
+    client: &mut FlightSqlServiceClient<Channel>,
+) -> (FlightInfo, FlightRecordBatchStream) {
+    let info = client
+        .execute(
+            "SELECT value FROM generate_series(1, 2000000000)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut stream = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    stream.next().await.unwrap().unwrap();
+    (info, stream)
+}
+
+fn announced(info: &FlightInfo) -> Schema {
+    info.clone().try_decode_schema().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemas_agree_across_info_prepared_statement_and_batches() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    for sql in [
+        "SELECT event, count(*) AS n FROM events GROUP BY event",
+        "SELECT event, count(*) AS n FROM events WHERE member_id < 0 GROUP BY event",
+    ] {
+        let info = client.execute(sql.to_string(), None).await.unwrap();
+        let schema = announced(&info);
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8, "{sql}");
+        assert!(
+            !schema.field(1).is_nullable(),
+            "count(*) stays NOT NULL: {schema:?}"
+        );
+        let prepared = client.prepare(sql.to_string(), None).await.unwrap();
+        assert_eq!(prepared.dataset_schema().unwrap(), &schema, "{sql}");
+        let batches = fetch(&mut client, &info).await;
+        for b in &batches {
+            assert_eq!(b.schema().as_ref(), &schema, "{sql}");
+        }
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let redeemed = client.do_get(ticket).await.err();
+        assert!(redeemed.is_some(), "a ticket is redeemed once");
+    }
+    let mut prepared = client
+        .prepare(
+            "SELECT count(*) AS n FROM events WHERE member_id = ?".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        prepared.parameter_schema().unwrap().field(0).data_type(),
+        &DataType::Int64
+    );
+    let mut answers = Vec::new();
+    for member in [42i64, 7] {
+        let params = Schema::new(vec![Field::new("$1", DataType::Int64, true)]);
+        let batch = RecordBatch::try_new(
+            Arc::new(params),
+            vec![Arc::new(Int64Array::from(vec![member]))],
+        )
+        .unwrap();
+        prepared.set_parameters(batch).unwrap();
+        let info = prepared.execute().await.unwrap();
+        let batches = fetch(&mut client, &info).await;
+        answers.push(
+            batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0),
+        );
+    }
+    assert!(answers[0] > 0 && answers[0] != answers[1], "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_batches_are_split_under_four_mib() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    // 8,192-row batches of 1 KB strings: 8 MB each before splitting
+    let info = client
+        .execute(
+            "SELECT value, repeat('z', 1000) AS pad FROM generate_series(1, 30000)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let token = client.token().unwrap().clone();
+    let mut raw = client.inner().clone();
+    let mut request = tonic::Request::new(info.endpoint[0].ticket.clone().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let mut messages = raw.do_get(request).await.unwrap().into_inner();
+    let (mut count, mut largest) = (0, 0);
+    while let Some(message) = messages.next().await {
+        let m = message.unwrap();
+        largest = largest.max(m.data_body.len() + m.data_header.len());
+        count += 1;
+    }
+    assert!(count > 8, "{count} messages");
+    assert!(largest < 4 * 1024 * 1024, "a message of {largest} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_flight_info_stops_a_running_query() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    let (info, mut stream) = start_endless_query(&mut client).await;
+    let action = Action::new(
+        "CancelFlightInfo",
+        CancelFlightInfoRequest::new(info.clone()).encode_to_vec(),
+    );
+    let results: Vec<_> = client
+        .do_action(action)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let result = CancelFlightInfoResult::decode(results[0].body.clone()).unwrap();
+    assert_eq!(result.status(), CancelStatus::Cancelled);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Some(e.to_string()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends after the cancel");
+    assert!(
+        ended.is_some_and(|e| e.contains("cancelled")),
+        "the client learns why"
+    );
+    assert!(
+        server
+            .wait_for_log(&["\"outcome\":\"cancelled\""], Duration::from_secs(5))
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handles_expire_and_belong_to_their_user() {
+    let server = TestServer::spawn(TestConfig::default().with_server("handle_ttl = \"1s\""));
+    let mut analyst = login(&server, "analyst").await;
+    let mut prepared = analyst
+        .prepare("SELECT 1 AS one".into(), None)
+        .await
+        .unwrap();
+    let info = analyst
+        .execute("SELECT 2 AS two".into(), None)
+        .await
+        .unwrap();
+    let mut marketer = login(&server, "marketer").await;
+    let stolen = marketer
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .err()
+        .unwrap();
+    assert!(stolen.to_string().contains("another user"), "{stolen}");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let expired = prepared.execute().await.err().unwrap();
+    assert!(expired.to_string().contains("expired"), "{expired}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_and_export_run_through_the_update_path() {
+    let exports = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(TestConfig::default().with_export_prefix(exports.path()));
+    let mut admin = login(&server, "admin").await;
+    let mut ddl = admin
+        .prepare(
+            "CREATE VIEW big_spenders AS SELECT member_id FROM orders WHERE amount > 500".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        ddl.dataset_schema().unwrap().fields().is_empty(),
+        "DDL has no result set"
+    );
+    assert_eq!(ddl.execute_update().await.unwrap(), 0);
+    let info = admin
+        .execute("SELECT count(*) AS n FROM big_spenders".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(fetch(&mut admin, &info).await[0].num_rows(), 1);
+
+    let mut marketer = login(&server, "marketer").await;
+    let target = exports.path().join("segment.csv");
+    let copy = format!(
+        "COPY (SELECT member_id FROM members LIMIT 25) TO '{}'",
+        target.display()
+    );
+    assert_eq!(marketer.execute_update(copy, None).await.unwrap(), 25);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap().lines().count(),
+        26
+    );
+    let mut analyst = login(&server, "analyst").await;
+    let denied = analyst
+        .execute_update("CREATE VIEW v AS SELECT 1".into(), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(denied.to_string().contains("admin"), "{denied}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_gives_running_queries_the_shutdown_timeout_then_exits() {
+    let server = TestServer::spawn(TestConfig::default().with_server("shutdown_timeout = \"1s\""));
+    let mut client = login(&server, "analyst").await;
+    let (_info, _stream) = start_endless_query(&mut client).await;
+    let started = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "the running query got its grace: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_calls_answer_as_drivers_expect() {
+    use arrow::array::{Array, BinaryArray, StringArray};
+    use arrow_flight::IpcMessage;
+    use arrow_flight::sql::{
+        CommandGetCrossReference, CommandGetExportedKeys, CommandGetImportedKeys,
+        CommandGetPrimaryKeys, CommandGetTables, CommandGetXdbcTypeInfo, SqlInfo,
+    };
+
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    let rows = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+
+    let info = client.get_table_types().await.unwrap();
+    let types = fetch(&mut client, &info).await;
+    let types = types[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(
+        types.iter().flatten().collect::<Vec<_>>(),
+        ["TABLE", "VIEW"]
+    );
+
+    let tables = CommandGetTables {
+        catalog: None,
+        db_schema_filter_pattern: Some("pub%".into()),
+        table_name_filter_pattern: Some("member%".into()),
+        table_types: vec!["BASE TABLE".into()],
+        include_schema: true,
+    };
+    let info = client.get_tables(tables).await.unwrap();
+    let batches = fetch(&mut client, &info).await;
+    let names = batches[0].column_by_name("table_name").unwrap();
+    let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(
+        names.iter().flatten().collect::<Vec<_>>(),
+        ["member_tags", "members"]
+    );
+    let schemas = batches[0].column_by_name("table_schema").unwrap();
+    let schemas = schemas.as_any().downcast_ref::<BinaryArray>().unwrap();
+    let members = Schema::try_from(IpcMessage(schemas.value(1).to_vec().into())).unwrap();
+    assert_eq!(
+        members.field_with_name("tier").unwrap().data_type(),
+        &DataType::Utf8
+    );
+
+    let primary = CommandGetPrimaryKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_primary_keys(primary).await.unwrap();
+    assert_eq!(announced(&info).fields().len(), 6);
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let exported = CommandGetExportedKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_exported_keys(exported).await.unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let imported = CommandGetImportedKeys {
+        catalog: None,
+        db_schema: None,
+        table: "events".into(),
+    };
+    let info = client.get_imported_keys(imported).await.unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+    let cross = CommandGetCrossReference {
+        pk_table: "members".into(),
+        fk_table: "events".into(),
+        ..Default::default()
+    };
+    let info = client.get_cross_reference(cross).await.unwrap();
+    assert_eq!(announced(&info).fields().len(), 13);
+    assert_eq!(rows(&fetch(&mut client, &info).await), 0);
+
+    let info = client
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .unwrap();
+    assert_eq!(rows(&fetch(&mut client, &info).await), 12);
+
+    for (user, read_only) in [("analyst", true), ("admin", false)] {
+        let mut c = login(&server, user).await;
+        let info = c
+            .get_sql_info(vec![
+                SqlInfo::FlightSqlServerName,
+                SqlInfo::FlightSqlServerReadOnly,
+            ])
+            .await
+            .unwrap();
+        let batches = fetch(&mut c, &info).await;
+        assert_eq!(rows(&batches), 2);
+        let printed = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(printed.contains("Audience"), "{printed}");
+        assert!(
+            printed.contains(&format!("{{bool_value={read_only}}}")),
+            "{printed}"
+        );
+    }
+}
+
+/// The status a request ended with, or a test failure if it succeeded.
+fn refused<T: std::fmt::Debug>(result: Result<T, arrow_flight::error::FlightError>) -> String {
+    result
+        .expect_err("expected the server to refuse")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leading_statements_run_within_the_query_timeout() {
+    let server = TestServer::spawn(TestConfig::default().with_server("query_timeout = \"1s\""));
+    let mut client = login(&server, "analyst").await;
+    let started = std::time::Instant::now();
+    let slow = "SELECT count(*) FROM generate_series(1, 100000000000); SELECT 1 AS one";
+    let error = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.execute(slow.to_string(), None),
+    )
+    .await
+    .expect("the leading statement is stopped by the timeout");
+    let error = refused(error);
+    assert!(error.contains("query_timeout"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        server
+            .wait_for_log(&["\"outcome\":\"timed_out\""], Duration::from_secs(5))
+            .is_some(),
+        "the leading statement writes its own log line:\n{}",
+        server.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_server_refuses_every_statement_and_runs_none() {
+    let exports = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(
+        TestConfig::default()
+            .with_export_prefix(exports.path())
+            .with_server("max_concurrent_queries = 1")
+            .with_server("max_queued_queries = 0"),
+    );
+    let mut analyst = login(&server, "analyst").await;
+    let (_info, _stream) = start_endless_query(&mut analyst).await;
+    let mut marketer = login(&server, "marketer").await;
+    let target = exports.path().join("segment.csv");
+    let copy = format!(
+        "COPY (SELECT member_id FROM members LIMIT 5) TO '{}'",
+        target.display()
+    );
+    let busy = refused(marketer.execute(format!("{copy}; SELECT 1"), None).await);
+    assert!(busy.contains("server busy"), "{busy}");
+    let busy = refused(marketer.execute_update(copy.clone(), None).await);
+    assert!(busy.contains("server busy"), "{busy}");
+    let mut prepared = marketer.prepare(copy, None).await.unwrap();
+    let busy = refused(prepared.execute_update().await);
+    assert!(busy.contains("server busy"), "{busy}");
+    assert!(!target.exists(), "a refused export wrote its file");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_owner_cancels_a_query_or_closes_a_prepared_statement() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut analyst = login(&server, "analyst").await;
+    let (info, mut stream) = start_endless_query(&mut analyst).await;
+    let mut marketer = login(&server, "marketer").await;
+    let action = Action::new(
+        "CancelFlightInfo",
+        CancelFlightInfoRequest::new(info.clone()).encode_to_vec(),
+    );
+    let denied = marketer.do_action(action).await.err().unwrap();
+    assert!(denied.to_string().contains("another user"), "{denied}");
+    assert!(
+        stream.next().await.is_some_and(|b| b.is_ok()),
+        "the query keeps running"
+    );
+
+    use arrow_flight::sql::{
+        ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+        ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery, ProstMessageExt,
+    };
+    let create = ActionCreatePreparedStatementRequest {
+        query: "SELECT 1 AS one".into(),
+        transaction_id: None,
+    };
+    let created: Vec<_> = analyst
+        .do_action(Action::new(
+            "CreatePreparedStatement",
+            create.as_any().encode_to_vec(),
+        ))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let created: ActionCreatePreparedStatementResult = Any::decode(created[0].body.clone())
+        .unwrap()
+        .unpack()
+        .unwrap()
+        .unwrap();
+    let handle = created.prepared_statement_handle;
+    let close = ActionClosePreparedStatementRequest {
+        prepared_statement_handle: handle.clone(),
+    };
+    let close = Action::new("ClosePreparedStatement", close.as_any().encode_to_vec());
+    let denied = marketer.do_action(close).await.err().unwrap();
+    assert!(denied.to_string().contains("another user"), "{denied}");
+    // still open for its owner
+    let command = CommandPreparedStatementQuery {
+        prepared_statement_handle: handle,
+    };
+    let mut request = tonic::Request::new(arrow_flight::FlightDescriptor::new_cmd(
+        command.as_any().encode_to_vec(),
+    ));
+    let token = analyst.token().unwrap().clone();
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    analyst.inner_mut().get_flight_info(request).await.unwrap();
+}

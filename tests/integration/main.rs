@@ -1,0 +1,18 @@
+//! Every integration test in one binary (one link of DataFusion instead of one
+//! per file), a module per area. nextest still runs each test in its own process.
+
+mod aggregates_partitioning;
+mod bench;
+mod cluster;
+mod common;
+mod dataset;
+mod export;
+mod flight_protocol;
+mod flight_sql;
+mod function_reference;
+mod member_ranges;
+mod object_storage;
+mod oracles;
+mod query_cli;
+mod query_errors;
+mod sql_files;

@@ -1,0 +1,39 @@
+//! The oracles, run against the real binary: the ClickHouse differential test
+//! (`tests/clickhouse/diff.py`) and the DuckDB oracle (`tests/duckdb/oracle.py`).
+//! Both need the Python venv that `scripts/test.sh` creates.
+
+use crate::common;
+
+#[test]
+fn behavioral_aggregates_agree_with_clickhouse() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = common::python_script(
+        "tests/clickhouse/diff.py",
+        &[
+            env!("CARGO_BIN_EXE_audience"),
+            work.path().to_str().unwrap(),
+            "1",
+            "2",
+            "3",
+        ],
+    );
+    assert_eq!(stdout.matches(", 0 mismatches").count(), 3, "{stdout}");
+    assert!(stdout.contains("0 mismatches in all"), "{stdout}");
+}
+
+/// RFM scores, lifecycle stages, tag-index segment counts and Roaring
+/// interoperability with pyroaring.
+#[test]
+fn customer_value_functions_agree_with_duckdb() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = common::python_script(
+        "tests/duckdb/oracle.py",
+        &[
+            env!("CARGO_BIN_EXE_audience"),
+            work.path().to_str().unwrap(),
+        ],
+    );
+    // 5 RFM, 4 lifecycle, the index, 2 segments, pyroaring: every one compared.
+    assert_eq!(stdout.matches(" 0 mismatches").count(), 13, "{stdout}");
+    assert!(stdout.contains("0 mismatches in all"), "{stdout}");
+}
