@@ -7,6 +7,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{SortExpr, col};
 use datafusion::prelude::SessionContext;
@@ -57,6 +58,7 @@ pub(crate) async fn register_parquet(
             "table '{name}': cannot read Parquet schema from {location}: {e}"
         ))
     })?;
+    check_same_columns(&state, name, &url, &options).await?;
     if !sort_order.is_empty() {
         if let Some(missing) = sort_order
             .iter()
@@ -85,6 +87,52 @@ pub(crate) async fn register_parquet(
     ctx.register_table(name, Arc::new(table))?;
     tracing::debug!(table = name, %location, ?sort_order, "registered table");
     Ok(())
+}
+
+/// An error naming the first file of the table at `url` whose columns are not
+/// those most of its files have (a file of another table dropped into the
+/// folder would otherwise be read with NULLs for what it lacks). The footers
+/// were just read for the table's schema, so they come from the cache.
+async fn check_same_columns(
+    state: &SessionState,
+    name: &str,
+    url: &ListingTableUrl,
+    options: &ListingOptions,
+) -> Result<(), EngineError> {
+    let store = state.runtime_env().object_store(url)?;
+    let files: Vec<ObjectMeta> = url
+        .list_all_files(state, store.as_ref(), &options.file_extension)
+        .await?
+        .try_collect()
+        .await?;
+    if files.len() < 2 {
+        return Ok(());
+    }
+    let mut columns = Vec::with_capacity(files.len());
+    for file in &files {
+        let schema = options
+            .format
+            .infer_schema(state, &store, std::slice::from_ref(file))
+            .await?;
+        let mut names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        names.sort();
+        columns.push(names);
+    }
+    let usual = columns
+        .iter()
+        .max_by_key(|c| columns.iter().filter(|other| other == c).count())
+        .cloned()
+        .unwrap_or_default();
+    match files.iter().zip(&columns).find(|(_, c)| **c != usual) {
+        Some((file, odd)) => Err(EngineError::Invalid(format!(
+            "table '{name}': {} has the columns ({}) where the table's other files have ({}): \
+             is it a file of another table? Move it out of the table's folder",
+            file.location,
+            odd.join(", "),
+            usual.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The listing URL of a table's location (a folder URL ends with `/`), after

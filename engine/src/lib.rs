@@ -10,6 +10,8 @@ mod error;
 mod export;
 mod member_ranges;
 mod memory;
+mod parquet_guard;
+mod scan_checks;
 mod session;
 mod storage;
 mod tag_index;

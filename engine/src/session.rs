@@ -15,6 +15,7 @@ use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
+use crate::scan_checks::CheckScanFiles;
 use crate::storage::{Location, StoreRegistry};
 
 /// A session configured from `config`, without tables.
@@ -45,14 +46,15 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 }
 
 /// A session over `runtime` with DataFusion's defaults, every Audience function,
-/// and the member-range rule ahead of the physical optimizer's own rules (it
-/// must declare partitioning before distribution is enforced).
+/// and, ahead of the physical optimizer's own rules, the scan-file check and the
+/// member-range rule (it must declare partitioning before distribution is
+/// enforced).
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
 ) -> datafusion::error::Result<SessionContext> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-        vec![Arc::new(DeclareMemberRanges)];
+        vec![Arc::new(CheckScanFiles), Arc::new(DeclareMemberRanges)];
     rules.extend(PhysicalOptimizer::new().rules);
     let state = SessionStateBuilder::new()
         .with_default_features()

@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::duration::parse_duration;
 use crate::error::EngineError;
+use crate::parquet_guard::ParquetGuard;
 
 /// Where a table, a dataset or an export lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,11 +353,14 @@ pub(crate) struct StoreRegistry {
 }
 
 impl StoreRegistry {
+    /// The local file system and S3 buckets, each behind a [`ParquetGuard`].
     pub(crate) fn new(s3: S3Config) -> Self {
-        StoreRegistry {
-            stores: DefaultObjectStoreRegistry::new(),
-            s3,
+        let stores = DefaultObjectStoreRegistry::new();
+        if let Ok(url) = Url::parse("file://") {
+            let local = Arc::new(object_store::local::LocalFileSystem::new());
+            stores.register_store(&url, Arc::new(ParquetGuard::new(local)));
         }
+        StoreRegistry { stores, s3 }
     }
 }
 
@@ -379,10 +383,11 @@ impl ObjectStoreRegistry for StoreRegistry {
         }
         match (url.scheme(), url.host_str()) {
             ("s3", Some(bucket)) => {
-                let store = self
+                let bucket = self
                     .s3
                     .store(bucket)
                     .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+                let store: Arc<dyn ObjectStore> = Arc::new(ParquetGuard::new(bucket));
                 self.stores.register_store(url, Arc::clone(&store));
                 Ok(store)
             }

@@ -69,6 +69,26 @@ fn dataset_generated_to_s3_answers_like_the_local_one() {
     .ok();
     assert_eq!(csv_rows(&one)[0][0], csv_rows(&expected)[0][1], "{one}");
     assert_eq!(csv_rows(&one)[0][1], "true", "{one}");
+
+    // the tag index is built on S3 as it is locally, and nothing local is made
+    let index_sql = "SELECT count(*), sum(bitmap_cardinality(bitmap)) FROM tag_bitmaps";
+    audience(&["index", "tags", "--data", local_dir.to_str().unwrap()]).ok();
+    audience_with_env(&["index", "tags", "--data", &remote], &env).ok();
+    let index = |data: &str, env: &[(String, String)]| {
+        let args = ["query", "--format", "csv", "--data", data, index_sql];
+        audience_with_env(&args, env).ok()
+    };
+    let local_index = index(local_dir.to_str().unwrap(), &[]);
+    assert!(
+        csv_rows(&local_index)[0][0].parse::<u64>().unwrap() > 10,
+        "{local_index}"
+    );
+    assert_eq!(index(&remote, &env), local_index);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        !root.join("s3:").exists(),
+        "a local folder was made for an s3:// dataset"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int32Array};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
@@ -22,6 +22,11 @@ use crate::args::{
 use crate::event_list::{Event, EventAccumulator, EventGroups, EventsFinish, state_fields};
 
 const NAME: &str = "window_funnel";
+/// Most partial chains `strict_once` may visit within one run of equal
+/// timestamps of a group before the group is refused as too complex: inside
+/// such a run every assignment of its rows to steps is a chain of its own,
+/// so many tied rows matching several steps each grow exponentially.
+const MAX_CHAIN_VISITS: usize = 250_000;
 const WINDOW: &str = "a constant non-negative integer (seconds) or INTERVAL";
 const MODE: &str = "a constant string of mode flags";
 /// Position of `ts` among the arguments.
@@ -200,8 +205,12 @@ impl Funnel {
     }
 
     /// `strict_once`: every partial chain is kept per level with the rows it used,
-    /// so one row never fills two steps of the same chain.
-    fn level_once(&self, rows: &[Event]) -> i64 {
+    /// so one row never fills two steps of the same chain. Between runs of equal
+    /// timestamps a level keeps only its chain with the latest window start: later
+    /// rows are other rows (the rows a chain used no longer matter) at later
+    /// timestamps (`strict_increase` holds for every chain), so that chain can
+    /// take every extension any other could, and the answer is unchanged.
+    fn level_once(&self, rows: &[Event]) -> Result<i64> {
         #[derive(Clone, Copy)]
         struct Chain {
             first: i64,
@@ -212,10 +221,10 @@ impl Funnel {
         let mut levels: Vec<Vec<Chain>> = vec![Vec::new(); n];
         let mut started = false;
         let highest = |levels: &[Vec<Chain>]| {
-            levels
+            Ok(levels
                 .iter()
                 .rposition(|l| !l.is_empty())
-                .map_or(0, |p| p as i64 + 1)
+                .map_or(0, |p| p as i64 + 1))
         };
         let mut i = 0;
         while i < rows.len() {
@@ -227,6 +236,13 @@ impl Funnel {
             if self.mode.order && run.iter().any(|r| r.mask == 0) && started {
                 return highest(&levels);
             }
+            for level in levels.iter_mut().filter(|l| l.len() > 1) {
+                if let Some(latest) = level.iter().max_by_key(|c| c.first).copied() {
+                    level.clear();
+                    level.push(latest);
+                }
+            }
+            let mut visits = 0usize;
             let union = run.iter().fold(0u32, |a, r| a | r.mask);
             for k in BitIter(union) {
                 for (offset, _) in run
@@ -250,11 +266,20 @@ impl Funnel {
                         if self.mode.reentry {
                             continue;
                         }
-                        return levels.iter().position(Vec::is_empty).map_or(n, |p| p) as i64;
+                        return Ok(levels.iter().position(Vec::is_empty).map_or(n, |p| p) as i64);
                     } else if !levels[k - 1].is_empty() {
                         let (lower, upper) = levels.split_at_mut(k);
                         let prev = &mut lower[k - 1];
                         let next = &mut upper[0];
+                        visits += prev.len();
+                        if visits > MAX_CHAIN_VISITS {
+                            return exec_err!(
+                                "{NAME}: strict_once would follow more than {MAX_CHAIN_VISITS} partial \
+                                 funnels among the rows of one group at one timestamp (many rows \
+                                 with equal timestamps, each matching several steps); use finer \
+                                 timestamps, fewer or more selective conditions, or drop strict_once"
+                            );
+                        }
                         let mut remaining = prev.len();
                         let mut kept = 0;
                         for r in 0..prev.len() {
@@ -278,7 +303,7 @@ impl Funnel {
                                 extended.rows[k] = row;
                                 next.push(extended);
                                 if k + 1 == n {
-                                    return n as i64;
+                                    return Ok(n as i64);
                                 }
                             }
                         }
@@ -322,11 +347,11 @@ impl EventsFinish for Funnel {
         if !events.is_sorted_by_key(|e| e.ts) {
             events.sort_unstable_by_key(|e| e.ts);
         }
-        Ok(if self.mode.once {
+        if self.mode.once {
             self.level_once(events)
         } else {
-            self.level(events)
-        })
+            Ok(self.level(events))
+        }
     }
 
     fn output(&self, values: Vec<Option<i64>>) -> ArrayRef {
@@ -452,6 +477,38 @@ mod tests {
                 &[ev(0, &[1, 2]), ev(0, &[2])]
             ),
             2
+        );
+    }
+
+    #[test]
+    fn strict_once_keeps_one_chain_per_level_between_timestamps() {
+        // 120 seconds, each with a row for step 1 and a row for steps 2..6 in
+        // turn; step 7 never holds, so every chain is followed to the end.
+        // Kept whole, the chains of each level multiply with every second.
+        let mut events = Vec::new();
+        for t in 0..120 {
+            events.push(ev(t, &[1]));
+            events.push(ev(t, &[2 + (t as usize % 5)]));
+        }
+        assert_eq!(run(&funnel(100_000, "strict_once", 7), &events), 6);
+        assert_eq!(
+            run(&funnel(100_000, "strict_once,strict_increase", 7), &events),
+            6
+        );
+        // the window still counts from each chain's own start: steps 2..6 span 4 s
+        assert_eq!(run(&funnel(3, "strict_once", 7), &events), 5);
+        assert_eq!(run(&funnel(4, "strict_once", 7), &events), 6);
+    }
+
+    #[test]
+    fn strict_once_refuses_an_exponential_group() {
+        // 20 rows at one timestamp, each matching all 7 steps: 20!/13! chains
+        let events = vec![ev(0, &[1, 2, 3, 4, 5, 6, 7]); 20];
+        let f = funnel(10, "strict_once", 8);
+        let e = f.finish(&mut events.clone()).unwrap_err().to_string();
+        assert!(
+            e.contains("window_funnel: strict_once") && e.contains("equal timestamps"),
+            "{e}"
         );
     }
 
