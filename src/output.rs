@@ -66,7 +66,10 @@ impl Output {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // what a killed run left beside the target goes first
+        let prefix = format!(".{name}.tmp-");
+        audience_engine::remove_stale_staging(dir, &prefix);
+        let tmp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = File::create(&tmp).map_err(|e| {
             CliError::user(format!(
                 "cannot write output file {}: {e}",

@@ -169,9 +169,12 @@ async fn copy_to_file(
     std::fs::create_dir_all(&parent).map_err(|e| {
         EngineError::Invalid(format!("cannot create folder {}: {e}", parent.display()))
     })?;
-    // Removed when dropped: on error, and when the query is cancelled.
+    // Removed when dropped: on error, and when the query is cancelled; one
+    // left by a killed process is removed by the next export to this target.
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    remove_stale_staging(&parent, &prefix);
     let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.partial-", name.to_string_lossy()))
+        .prefix(&format!("{prefix}{}-", std::process::id()))
         .tempdir_in(&parent)
         .map_err(|e| EngineError::Invalid(format!("cannot write in {}: {e}", parent.display())))?;
     let staged = staging.path().join(&name);
@@ -194,6 +197,41 @@ async fn copy_to_file(
     drop(staging);
     tracing::info!(target = %target.display(), "export complete");
     Ok(batches)
+}
+
+/// Removes what killed writers left in `dir`: entries named `PREFIX<pid>…`
+/// whose process is gone (a live writer's staging is left alone).
+pub fn remove_stale_staging(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), pid, "removed what a killed writer left")
+            }
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove a stale staging entry")
+            }
+        }
+    }
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> EngineError {

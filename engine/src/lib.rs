@@ -32,6 +32,7 @@ pub use config::{
 };
 pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
+pub use export::remove_stale_staging;
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,

@@ -1,6 +1,6 @@
 //! Segment export is atomic: `audience export` and `COPY … TO` write complete files
 //! or nothing; a failure midway, or Ctrl-C, leaves the target as it was and no
-//! temporary file behind.
+//! temporary file behind, and what a killed writer left the next run removes.
 
 use crate::common;
 
@@ -206,4 +206,84 @@ fn ctrl_c_cancels_an_export_and_leaves_nothing() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cancelled by Ctrl-C"), "{stderr}");
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+/// Starts `args`, waits until its temporary file beside the target has bytes
+/// (the process is mid-write), kills it with SIGKILL and returns the leftovers.
+fn kill_mid_write(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audience"))
+        .args(args)
+        .env("AUDIENCE_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // a hidden file with bytes, or a hidden folder holding one
+    fn has_bytes(path: &Path) -> bool {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(path)
+                .map(|d| d.flatten().any(|e| has_bytes(&e.path())))
+                .unwrap_or(false),
+            Ok(m) => m.len() > 0,
+            Err(_) => false,
+        }
+    }
+    let writing = || {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with('.') && has_bytes(&e.path()))
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    entries(dir)
+}
+
+#[test]
+fn what_a_killed_writer_left_is_removed_by_the_next_run() {
+    sample_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("big.csv");
+    let target = target.to_str().unwrap();
+    std::fs::write(dir.path().join("big.csv"), "the earlier export\n").unwrap();
+    let sql = "SELECT e.* FROM events e CROSS JOIN generate_series(1, 1000) g";
+    let left = kill_mid_write(dir.path(), &["query", "--format", "csv", "-o", target, sql]);
+    assert!(
+        left.iter().any(|e| e.starts_with(".big.csv.tmp-")),
+        "the kill came after the write began, so its file is there: {left:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("big.csv")).unwrap(),
+        "the earlier export\n",
+        "the target is untouched"
+    );
+    // a live writer's temporary file is left alone
+    let live = format!(".big.csv.tmp-{}", std::process::id());
+    std::fs::write(dir.path().join(&live), "in progress").unwrap();
+    audience(&["query", "--format", "csv", "-o", target, "SELECT 1 AS one"]).ok();
+    assert_eq!(entries(dir.path()), [live.clone(), "big.csv".to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("big.csv")).unwrap(),
+        "one\n1\n"
+    );
+    std::fs::remove_file(dir.path().join(&live)).unwrap();
+
+    // the engine's COPY staging folder likewise
+    let copy = format!("COPY ({sql}) TO '{target}' STORED AS CSV");
+    let left = kill_mid_write(dir.path(), &["query", &copy]);
+    assert!(
+        left.iter().any(|e| e.starts_with(".big.csv.partial-")),
+        "{left:?}"
+    );
+    let copy = format!("COPY (SELECT 2 AS two) TO '{target}' STORED AS CSV");
+    audience(&["query", &copy]).ok();
+    assert_eq!(entries(dir.path()), ["big.csv".to_string()]);
 }

@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt32Type};
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
 use crate::args::{condition_masks, micros, passes_filter};
@@ -163,6 +163,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
+        check_groups(total_num_groups)?;
         self.seen.resize(total_num_groups, false);
         let batch = BatchEvents::new(values, self.ts_index)?;
         for (i, &g) in group_indices.iter().enumerate() {
@@ -200,7 +201,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (events, offsets, seen) = self.take(emit_to);
-        Ok(state_arrays(&events, offsets, seen))
+        state_arrays(&events, offsets, seen)
     }
 
     fn merge_batch(
@@ -209,6 +210,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
+        check_groups(total_num_groups)?;
         self.seen.resize(total_num_groups, false);
         let (ts, masks, seen) = state_columns(values)?;
         let tv = ts.values().as_primitive::<Int64Type>().values();
@@ -258,7 +260,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
             offsets.push(events.len());
             seen.push(usable);
         }
-        Ok(state_arrays(&events, offsets, seen))
+        state_arrays(&events, offsets, seen)
     }
 
     fn size(&self) -> usize {
@@ -266,12 +268,33 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
     }
 }
 
+/// Group indexes are kept as `u32` in the arena (half the size of `usize`).
+fn check_groups(total_num_groups: usize) -> Result<()> {
+    if total_num_groups > u32::MAX as usize {
+        return exec_err!(
+            "an event-list aggregate (window_funnel, retention, sequence_*) got \
+             {total_num_groups} groups, more than the {} it can keep; group by fewer keys",
+            u32::MAX
+        );
+    }
+    Ok(())
+}
+
 /// The three state arrays for groups whose events are `events[offsets[g]..offsets[g+1]]`.
-fn state_arrays(events: &[Event], offsets: Vec<usize>, seen: Vec<bool>) -> Vec<ArrayRef> {
+fn state_arrays(events: &[Event], offsets: Vec<usize>, seen: Vec<bool>) -> Result<Vec<ArrayRef>> {
+    if events.len() > i32::MAX as usize {
+        return exec_err!(
+            "an event-list aggregate (window_funnel, retention, sequence_*) would pass on \
+             {} events in one state batch, more than the {} a list array holds; lower \
+             datafusion.execution.batch_size or group by more keys",
+            events.len(),
+            i32::MAX
+        );
+    }
     let offsets = OffsetBuffer::<i32>::from_lengths(offsets.windows(2).map(|w| w[1] - w[0]));
     let ts = Int64Array::from_iter_values(events.iter().map(|e| e.ts));
     let masks = UInt32Array::from_iter_values(events.iter().map(|e| e.mask));
-    vec![
+    Ok(vec![
         Arc::new(ListArray::new(
             Arc::new(Field::new_list_field(DataType::Int64, false)),
             offsets.clone(),
@@ -285,7 +308,7 @@ fn state_arrays(events: &[Event], offsets: Vec<usize>, seen: Vec<bool>) -> Vec<A
             None,
         )),
         Arc::new(BooleanArray::from(seen)),
-    ]
+    ])
 }
 
 fn state_columns(values: &[ArrayRef]) -> Result<(&ListArray, &ListArray, &BooleanArray)> {
@@ -351,7 +374,7 @@ impl<F: EventsFinish> Accumulator for EventAccumulator<F> {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let arrays = state_arrays(&self.events, vec![0, self.events.len()], vec![self.seen]);
+        let arrays = state_arrays(&self.events, vec![0, self.events.len()], vec![self.seen])?;
         arrays
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
@@ -379,5 +402,20 @@ impl<F: EventsFinish> Accumulator for EventAccumulator<F> {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_counts_past_u32_are_refused_not_truncated() {
+        assert!(check_groups(u32::MAX as usize).is_ok());
+        let e = check_groups(u32::MAX as usize + 1).unwrap_err().to_string();
+        assert!(
+            e.contains("4294967296 groups") && e.contains("window_funnel"),
+            "{e}"
+        );
     }
 }
