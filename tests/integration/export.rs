@@ -174,28 +174,11 @@ fn ctrl_c_cancels_an_export_and_leaves_nothing() {
     let target = dir.path().join("big.csv");
     // Far more rows than can be written before the signal arrives.
     let sql = "SELECT e.* FROM events e CROSS JOIN generate_series(1, 1000) g";
-    let child = Command::new(env!("CARGO_BIN_EXE_audience"))
-        .args(["export", sql, "--to", target.to_str().unwrap()])
-        .env("AUDIENCE_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the export has written rows to its temporary file (the query is
-    // running, so the Ctrl-C handler is installed), then interrupt.
-    let started = Instant::now();
-    let writing = || {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .any(|e| e.unwrap().metadata().unwrap().len() > 0)
-    };
-    while !writing() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "export never started writing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // the query is running, so the Ctrl-C handler is installed
+    let child = start_writing(
+        dir.path(),
+        &["export", sql, "--to", target.to_str().unwrap()],
+    );
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -208,17 +191,16 @@ fn ctrl_c_cancels_an_export_and_leaves_nothing() {
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }
 
-/// Starts `args`, waits until its temporary file beside the target has bytes
-/// (the process is mid-write), kills it with SIGKILL and returns the leftovers.
-fn kill_mid_write(dir: &Path, args: &[&str]) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_audience"))
+/// Starts `audience` with `args` and returns it once its temporary file (or
+/// staging folder) beside the target in `dir` has bytes: it is mid-write.
+fn start_writing(dir: &Path, args: &[&str]) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_audience"))
         .args(args)
         .env("AUDIENCE_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
     // a hidden file with bytes, or a hidden folder holding one
     fn has_bytes(path: &Path) -> bool {
         match std::fs::metadata(path) {
@@ -229,19 +211,24 @@ fn kill_mid_write(dir: &Path, args: &[&str]) -> Vec<String> {
             Err(_) => false,
         }
     }
-    let writing = || {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with('.') && has_bytes(&e.path()))
-    };
-    while !writing() {
+    let started = Instant::now();
+    while !std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with('.') && has_bytes(&e.path()))
+    {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "never started writing"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+/// Kills `args` with SIGKILL mid-write and returns what is left in `dir`.
+fn kill_mid_write(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut child = start_writing(dir, args);
     child.kill().unwrap();
     child.wait().unwrap();
     entries(dir)
