@@ -59,7 +59,8 @@ pub(crate) fn run_task(
     timeout: Option<Duration>,
     work: impl Future<Output = Result<(), CliError>> + Send + 'static,
 ) -> Result<(), CliError> {
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async move {
         let task = tokio::spawn(work);
         let abort = task.abort_handle();
         let deadline = async move {
@@ -85,7 +86,13 @@ pub(crate) fn run_task(
                 )))
             }
         }
-    })
+    });
+    // A stopped query may be inside an operator that has not reached a yield
+    // point (a nested-loop join, say): it gets a moment to clean up, then its
+    // threads are left behind and the process exits (the next write to the
+    // target removes a temporary file it could not).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// The SQL text of a command: the argument, the file, or stdin.

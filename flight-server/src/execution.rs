@@ -22,7 +22,7 @@ use crate::auth::Identity;
 use crate::flight_schema::flight_schema;
 use crate::query_stream::{QueryRecord, QueryStream, sql_for_log};
 use crate::service::FlightSqlServer;
-use crate::status::{datafusion_status, engine_status};
+use crate::status::engine_status;
 use crate::ttl_map::random_handle;
 
 /// Target size of one streamed message: under the 4 MiB that Java and Go gRPC
@@ -106,7 +106,7 @@ pub(crate) async fn stream(
                 slot,
                 started,
             };
-            let running = start(server, frame, record, schema.clone()).await?;
+            let running = start(server, frame, record, Arc::clone(&schema));
             encode(schema, running.map_err(|s| FlightError::Tonic(Box::new(s))))
         }
     };
@@ -149,30 +149,28 @@ pub(crate) async fn run_to_completion(
         started,
     };
     let batches = start(server, frame, record, Arc::clone(&schema))
-        .await?
         .try_collect()
         .await?;
     Ok((schema, batches))
 }
 
-/// Executes `frame` as the query `record` describes: the stream that enforces
-/// the deadline, serves cancellation and writes the log line.
-async fn start(
+/// Executes `frame` on the query runtime as the query `record` describes: the
+/// stream that enforces the deadline, serves cancellation and writes the log line.
+fn start(
     server: &FlightSqlServer,
     frame: DataFrame,
     record: QueryRecord,
     schema: SchemaRef,
-) -> Result<QueryStream, Status> {
-    let stream = frame.execute_stream().await.map_err(datafusion_status)?;
+) -> QueryStream {
     let engine = Arc::clone(&server.engine);
-    Ok(QueryStream::new(
-        stream,
+    QueryStream::new(
+        server.queries.execute(frame),
         schema,
         server.query_timeout,
         record,
         Arc::clone(&server.running),
         Box::new(move || engine.memory_reserved()),
-    ))
+    )
 }
 
 /// Batches as Flight messages of at most [`MESSAGE_BYTES`].

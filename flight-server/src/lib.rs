@@ -15,6 +15,7 @@ mod metadata;
 mod placeholders;
 mod prepared;
 mod query_engine;
+mod query_runtime;
 mod query_stream;
 mod server;
 mod service;

@@ -38,7 +38,7 @@ pub async fn serve(
             .tls_config(tls_config(config)?)
             .map_err(|e| EngineError::Config(format!("server.tls: {e}")))?;
     }
-    let service = FlightServiceServer::new(FlightSqlServer::new(Arc::clone(&engine), config))
+    let service = FlightServiceServer::new(FlightSqlServer::new(Arc::clone(&engine), config)?)
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     builder

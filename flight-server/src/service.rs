@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use audience_engine::EngineError;
+
 use crate::config::ServerConfig;
 use arrow::array::RecordBatch;
 use arrow_flight::flight_service_server::FlightService;
@@ -33,6 +35,7 @@ use crate::limits::Admission;
 use crate::metadata::{foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info};
 use crate::prepared::Prepared;
 use crate::query_engine::SharedEngine;
+use crate::query_runtime::QueryRuntime;
 use crate::query_stream::Running;
 use crate::status::engine_status;
 use crate::ttl_map::TtlMap;
@@ -49,6 +52,8 @@ pub struct FlightSqlServer {
     /// Streaming queries, for cancellation.
     pub(crate) running: Arc<Running>,
     pub(crate) admission: Admission,
+    /// Where queries execute, apart from the runtime serving connections.
+    pub(crate) queries: QueryRuntime,
     pub(crate) query_timeout: Duration,
     pub(crate) export_prefixes: Vec<String>,
 }
@@ -62,9 +67,10 @@ impl std::fmt::Debug for FlightSqlServer {
 }
 
 impl FlightSqlServer {
-    /// A service over `engine` with the users, limits and TTLs of `config`.
-    pub fn new(engine: SharedEngine, config: &ServerConfig) -> Self {
-        FlightSqlServer {
+    /// A service over `engine` with the users, limits and TTLs of `config`,
+    /// and a runtime of its own for queries.
+    pub fn new(engine: SharedEngine, config: &ServerConfig) -> Result<Self, EngineError> {
+        Ok(FlightSqlServer {
             engine,
             auth: Authenticator::new(&config.users, config.token_ttl()),
             tickets: TtlMap::new(config.handle_ttl()),
@@ -73,7 +79,8 @@ impl FlightSqlServer {
             admission: Admission::new(config.max_concurrent_queries, config.max_queued_queries),
             query_timeout: config.query_timeout(),
             export_prefixes: config.export.allowed_prefixes.clone(),
-        }
+            queries: QueryRuntime::new(config.max_concurrent_queries)?,
+        })
     }
 
     /// The caller, from the request's bearer token or Basic credentials.

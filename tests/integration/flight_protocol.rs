@@ -509,3 +509,41 @@ async fn only_the_owner_cancels_a_query_or_closes_a_prepared_statement() {
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     analyst.inner_mut().get_flight_info(request).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_that_never_yield_leave_logins_and_small_queries_answered() {
+    let server = TestServer::spawn(TestConfig::default());
+    // a nested-loop join over 114K × 114K rows: minutes of CPU per query
+    let heavy = "SELECT count(*) FROM events a CROSS JOIN events b WHERE a.ts > b.ts";
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let mut client = login(&server, "analyst").await;
+        running.push(tokio::spawn(async move {
+            let info = client.execute(heavy.to_string(), None).await.unwrap();
+            let ticket = info.endpoint[0].ticket.clone().unwrap();
+            let stream = client.do_get(ticket).await.unwrap();
+            let _ = stream.try_collect::<Vec<_>>().await;
+        }));
+    }
+    let cpu = server.cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        server.cpu_seconds() - cpu > 1.5,
+        "the heavy queries are not running: {:.2} CPU s in 2 s",
+        server.cpu_seconds() - cpu
+    );
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut client = login(&server, "admin").await;
+        let info = client
+            .execute("SELECT 1 AS one".into(), None)
+            .await
+            .unwrap();
+        fetch(&mut client, &info).await
+    })
+    .await
+    .expect("a login and SELECT 1 waited behind the heavy queries");
+    assert_eq!(answered[0].num_rows(), 1);
+    for query in running {
+        query.abort();
+    }
+}

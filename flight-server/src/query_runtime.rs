@@ -1,0 +1,98 @@
+//! The runtime queries execute on, apart from the one that serves connections:
+//! a query that keeps its threads busy without yielding (a nested-loop join,
+//! say) then slows other queries, but logins, metadata calls, deadlines and
+//! cancellations are still answered. Each query's stream is driven there and
+//! handed over through a small channel (back-pressure: at most two batches
+//! wait); dropping the served stream aborts the query's task.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use arrow::array::RecordBatch;
+use audience_engine::EngineError;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{Stream, StreamExt};
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The query runtime, shut down without waiting when the server goes.
+#[derive(Debug)]
+pub(crate) struct QueryRuntime(Option<Runtime>);
+
+impl QueryRuntime {
+    /// A multi-threaded runtime sized so that a query always finds a free
+    /// worker: a running query keeps at most one worker per core busy (its
+    /// partitions), so `slots` queries that never yield still leave a core's
+    /// worth of threads free, and the OS shares the cores among them all.
+    pub(crate) fn new(slots: usize) -> Result<Self, EngineError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(cores * (slots + 1))
+            .thread_name("audience-query")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError::Internal(format!("cannot start the query runtime: {e}")))?;
+        Ok(QueryRuntime(Some(runtime)))
+    }
+
+    /// Executes `frame` on the query runtime; its batches arrive through the
+    /// returned stream.
+    pub(crate) fn execute(&self, frame: DataFrame) -> SendableRecordBatchStream {
+        let schema = std::sync::Arc::clone(frame.schema().inner());
+        let (sender, receiver) = mpsc::channel(2);
+        let run = async move {
+            let mut stream = match frame.execute_stream().await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = stream.next().await {
+                if sender.send(batch).await.is_err() {
+                    return; // the client's stream is gone
+                }
+            }
+        };
+        let task = match &self.0 {
+            Some(runtime) => runtime.spawn(run),
+            None => tokio::spawn(run),
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            Received { receiver, task },
+        ))
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Batches received from a query's task, which is aborted when this is dropped.
+struct Received {
+    receiver: mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    task: JoinHandle<()>,
+}
+
+impl Stream for Received {
+    type Item = Result<RecordBatch, DataFusionError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
