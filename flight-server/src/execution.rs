@@ -162,14 +162,14 @@ fn start(
     record: QueryRecord,
     schema: SchemaRef,
 ) -> QueryStream {
-    let engine = Arc::clone(&server.engine);
+    let (batches, pool) = server.queries.execute(frame);
     QueryStream::new(
-        server.queries.execute(frame),
+        batches,
         schema,
         server.query_timeout,
         record,
         Arc::clone(&server.running),
-        Box::new(move || engine.memory_reserved()),
+        Box::new(move || pool.peak_reserved()),
     )
 }
 

@@ -1,5 +1,5 @@
 //! The one seam between the Flight SQL protocol and the engine that answers
-//! it (CONVENTIONS §3): plan a statement, list tables, read memory use.
+//! it (CONVENTIONS §3): plan a statement, list tables.
 
 use std::sync::Arc;
 
@@ -33,8 +33,6 @@ pub trait QueryEngine: Send + Sync + std::fmt::Debug + 'static {
     async fn plan(&self, statement: Statement) -> Result<DataFrame, EngineError>;
     /// Every table and view.
     async fn tables(&self) -> Result<Vec<TableInfo>, EngineError>;
-    /// Bytes all running queries hold in the engine's memory pool now.
-    fn memory_reserved(&self) -> usize;
 }
 
 #[tonic::async_trait]
@@ -77,10 +75,6 @@ impl QueryEngine for Engine {
             }
         }
         Ok(tables)
-    }
-
-    fn memory_reserved(&self) -> usize {
-        self.context().runtime_env().memory_pool.reserved()
     }
 }
 

@@ -6,6 +6,7 @@
 //! wait); dropping the served stream aborts the query's task.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arrow::array::RecordBatch;
@@ -13,6 +14,9 @@ use audience_engine::EngineError;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{MemoryPool, PeakRecordingPool};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt};
 use tokio::runtime::{Builder, Runtime};
@@ -40,12 +44,30 @@ impl QueryRuntime {
     }
 
     /// Executes `frame` on the query runtime; its batches arrive through the
-    /// returned stream.
-    pub(crate) fn execute(&self, frame: DataFrame) -> SendableRecordBatchStream {
-        let schema = std::sync::Arc::clone(frame.schema().inner());
+    /// returned stream. The returned pool is the engine's, counted for this
+    /// query alone (its peak goes in the query's log line).
+    pub(crate) fn execute(
+        &self,
+        frame: DataFrame,
+    ) -> (SendableRecordBatchStream, Arc<PeakRecordingPool>) {
+        let schema = Arc::clone(frame.schema().inner());
+        let task = frame.task_ctx();
+        let shared = task.runtime_env();
+        let pool = Arc::new(PeakRecordingPool::new(Arc::clone(&shared.memory_pool)));
+        let runtime = RuntimeEnv {
+            memory_pool: Arc::clone(&pool) as Arc<dyn MemoryPool>,
+            disk_manager: Arc::clone(&shared.disk_manager),
+            cache_manager: Arc::clone(&shared.cache_manager),
+            object_store_registry: Arc::clone(&shared.object_store_registry),
+        };
+        let task = Arc::new(task.with_runtime(Arc::new(runtime)));
         let (sender, receiver) = mpsc::channel(2);
         let run = async move {
-            let mut stream = match frame.execute_stream().await {
+            let stream = match frame.create_physical_plan().await {
+                Ok(plan) => execute_stream(plan, task),
+                Err(e) => Err(e),
+            };
+            let mut stream = match stream {
                 Ok(stream) => stream,
                 Err(e) => {
                     let _ = sender.send(Err(e)).await;
@@ -62,10 +84,8 @@ impl QueryRuntime {
             Some(runtime) => runtime.spawn(run),
             None => tokio::spawn(run),
         };
-        Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            Received { receiver, task },
-        ))
+        let stream = RecordBatchStreamAdapter::new(schema, Received { receiver, task });
+        (Box::pin(stream), pool)
     }
 }
 

@@ -99,7 +99,6 @@ pub(crate) struct QueryStream {
     outcome: Outcome,
     rows: usize,
     bytes: usize,
-    peak_memory: usize,
 }
 
 impl std::fmt::Debug for QueryStream {
@@ -112,7 +111,7 @@ impl std::fmt::Debug for QueryStream {
 
 impl QueryStream {
     /// Serves `inner` as `schema`, stopping it `timeout` after `record.started`;
-    /// `memory` reads the engine's memory use.
+    /// `memory` reads the most engine memory the query has held so far.
     pub(crate) fn new(
         inner: SendableRecordBatchStream,
         schema: SchemaRef,
@@ -133,7 +132,6 @@ impl QueryStream {
             outcome: Outcome::Streaming,
             rows: 0,
             bytes: 0,
-            peak_memory: 0,
         }
     }
 
@@ -161,10 +159,7 @@ impl Stream for QueryStream {
             let e = crate::execution::timed_out(self.timeout);
             return self.end(Outcome::TimedOut, Some(e));
         }
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        let memory = (self.memory)();
-        self.peak_memory = self.peak_memory.max(memory);
-        match polled {
+        match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) if self.inner.is_aborted() => {
                 let e = Status::cancelled("the query was cancelled (CancelFlightInfo)");
@@ -205,7 +200,7 @@ impl Drop for QueryStream {
             execute_ms = self.record.started.elapsed().as_millis() as u64,
             rows = self.rows,
             bytes = self.bytes,
-            engine_memory_peak_bytes = self.peak_memory,
+            engine_memory_peak_bytes = (self.memory)(),
             sql = %sql_for_log(&self.record.sql),
             "query"
         );

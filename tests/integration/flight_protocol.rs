@@ -547,3 +547,44 @@ async fn queries_that_never_yield_leave_logins_and_small_queries_answered() {
         query.abort();
     }
 }
+
+/// The `engine_memory_peak_bytes` of a query log line.
+fn peak_bytes(line: &str) -> u64 {
+    let json: serde_json::Value = serde_json::from_str(line).unwrap();
+    json["fields"]["engine_memory_peak_bytes"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_query_log_line_counts_its_own_memory() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut heavy = login(&server, "analyst").await;
+    // a sort of every event holds its whole input until the last row is read
+    let sort = "SELECT * FROM events ORDER BY ts DESC, member_id";
+    let info = heavy.execute(sort.into(), None).await.unwrap();
+    let mut stream = heavy
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap();
+    stream.next().await.unwrap().unwrap();
+    let mut small = login(&server, "analyst").await;
+    let info = small.execute("SELECT 1 AS one".into(), None).await.unwrap();
+    assert_eq!(fetch(&mut small, &info).await[0].num_rows(), 1);
+    let line = server
+        .wait_for_log(&["\"sql\":\"SELECT 1 AS one\""], Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        peak_bytes(&line) < 1 << 20,
+        "SELECT 1 counted the sort's memory: {line}"
+    );
+    drop(stream);
+    let line = server
+        .wait_for_log(
+            &["\"outcome\":\"disconnected\"", "ORDER BY ts DESC"],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(
+        peak_bytes(&line) > 4 << 20,
+        "the sort held its input: {line}"
+    );
+}
