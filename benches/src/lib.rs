@@ -50,19 +50,21 @@ pub struct Options {
 
 /// Checks what needs no dataset: the query selection and the number of runs.
 pub fn check(queries: &[String], runs: usize) -> Result<(), BenchError> {
+    selection(queries, runs).map(|_| ())
+}
+
+/// The queries `queries` names, if `runs` is at least 1.
+fn selection(queries: &[String], runs: usize) -> Result<Vec<&'static workload::Query>, BenchError> {
     if runs == 0 {
         return Err(BenchError::User("--runs must be at least 1".into()));
     }
-    workload::select(queries)
-        .map(|_| ())
-        .map_err(BenchError::User)
+    workload::select(queries).map_err(BenchError::User)
 }
 
 /// Runs the benchmark and writes `<date>-<scale>.{json,md,svg}` into
 /// `options.out`; prints the Markdown report, and progress on stderr.
 pub fn run(options: &Options) -> Result<Results, BenchError> {
-    check(&options.queries, options.runs)?;
-    let queries = workload::select(&options.queries).map_err(BenchError::User)?;
+    let queries = selection(&options.queries, options.runs)?;
     let data = &options.data;
     let python = if options.engines.iter().any(|e| *e != EngineKind::Audience) {
         Some(peers::python(options.python.as_deref())?)

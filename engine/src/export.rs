@@ -200,8 +200,12 @@ async fn copy_to_file(
 }
 
 /// Removes what killed writers left in `dir`: entries named `PREFIX<pid>…`
-/// whose process is gone (a live writer's staging is left alone).
+/// whose process is gone (a live writer's staging is left alone). Liveness is
+/// read from `/proc`; where there is none, nothing is removed.
 pub fn remove_stale_staging(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -109,8 +109,7 @@ pub struct ExportConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        // ok: a unit test parses the defaults
-        Self::from_toml("").expect("server defaults parse")
+        Self::from_toml("").expect("server defaults parse") // ok: a unit test parses them
     }
 }
 

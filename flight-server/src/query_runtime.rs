@@ -19,13 +19,17 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Stream, StreamExt};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The query runtime, shut down without waiting when the server goes.
 #[derive(Debug)]
-pub(crate) struct QueryRuntime(Option<Runtime>);
+pub(crate) struct QueryRuntime {
+    /// Taken on drop, to shut down without waiting.
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
 
 impl QueryRuntime {
     /// A multi-threaded runtime sized so that a query always finds a free
@@ -40,7 +44,10 @@ impl QueryRuntime {
             .enable_all()
             .build()
             .map_err(|e| EngineError::Internal(format!("cannot start the query runtime: {e}")))?;
-        Ok(QueryRuntime(Some(runtime)))
+        Ok(QueryRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
     }
 
     /// Executes `frame` on the query runtime; its batches arrive through the
@@ -63,11 +70,8 @@ impl QueryRuntime {
         let task = Arc::new(task.with_runtime(Arc::new(runtime)));
         let (sender, receiver) = mpsc::channel(2);
         let run = async move {
-            let stream = match frame.create_physical_plan().await {
-                Ok(plan) => execute_stream(plan, task),
-                Err(e) => Err(e),
-            };
-            let mut stream = match stream {
+            let planned = frame.create_physical_plan().await;
+            let mut stream = match planned.and_then(|plan| execute_stream(plan, task)) {
                 Ok(stream) => stream,
                 Err(e) => {
                     let _ = sender.send(Err(e)).await;
@@ -80,10 +84,7 @@ impl QueryRuntime {
                 }
             }
         };
-        let task = match &self.0 {
-            Some(runtime) => runtime.spawn(run),
-            None => tokio::spawn(run),
-        };
+        let task = self.handle.spawn(run);
         let stream = RecordBatchStreamAdapter::new(schema, Received { receiver, task });
         (Box::pin(stream), pool)
     }
@@ -91,7 +92,7 @@ impl QueryRuntime {
 
 impl Drop for QueryRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }

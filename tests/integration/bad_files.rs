@@ -21,6 +21,20 @@ fn tables(dir: &Path) {
     }
 }
 
+/// A copy of the tables, its events count, and one file of the copy's `table`.
+fn copy_with_a_file_of(table: &str) -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    tables(dir.path());
+    let expected = csv_rows(&count(dir.path()).ok())[0][0].clone();
+    let file = std::fs::read_dir(dir.path().join(table))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    (dir, expected, file)
+}
+
 fn count(dir: &Path) -> common::Run {
     let data = dir.to_str().unwrap();
     audience(&[
@@ -55,9 +69,7 @@ fn refused_then_fine(dir: &Path, file: &Path, needle: &str, expected: &str) {
 
 #[test]
 fn a_zero_byte_part_file_is_an_error_not_an_empty_file() {
-    let dir = tempfile::tempdir().unwrap();
-    tables(dir.path());
-    let expected = csv_rows(&count(dir.path()).ok())[0][0].clone();
+    let (dir, expected, _) = copy_with_a_file_of("events");
     let empty = dir.path().join("events/part-99999.parquet");
     std::fs::write(&empty, b"").unwrap();
     refused_then_fine(dir.path(), &empty, "has 0 bytes", &expected);
@@ -65,14 +77,8 @@ fn a_zero_byte_part_file_is_an_error_not_an_empty_file() {
 
 #[test]
 fn a_footer_longer_than_its_file_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    tables(dir.path());
-    let expected = csv_rows(&count(dir.path()).ok())[0][0].clone();
-    let first = std::fs::read_dir(dir.path().join("events"))
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut bytes = std::fs::read(first.unwrap().path()).unwrap();
+    let (dir, expected, first) = copy_with_a_file_of("events");
+    let mut bytes = std::fs::read(first).unwrap();
     let n = bytes.len();
     bytes[n - 8..n - 4].copy_from_slice(&u32::MAX.to_le_bytes());
     let bad = dir.path().join("events/part-99999.parquet");
@@ -90,15 +96,9 @@ fn a_footer_longer_than_its_file_is_an_error_not_a_panic() {
 
 #[test]
 fn a_file_of_another_table_is_named_not_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    tables(dir.path());
-    let expected = csv_rows(&count(dir.path()).ok())[0][0].clone();
-    let orders = std::fs::read_dir(dir.path().join("orders"))
-        .unwrap()
-        .next()
-        .unwrap();
+    let (dir, expected, orders) = copy_with_a_file_of("orders");
     let foreign = dir.path().join("events/part-99999.parquet");
-    std::fs::copy(orders.unwrap().path(), &foreign).unwrap();
+    std::fs::copy(orders, &foreign).unwrap();
     refused_then_fine(
         dir.path(),
         &foreign,
