@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{SortExpr, col};
@@ -17,6 +19,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::error::EngineError;
+use crate::file_reads::fenced_future;
+use crate::parquet_guard::bad_file_message;
 use crate::storage::{Location, storage_error};
 
 /// The sort order the dataset layout (`shared/DATASET.md`) promises for a table
@@ -53,12 +57,7 @@ pub(crate) async fn register_parquet(
     let state = ctx.state();
     let mut options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let schema = options.infer_schema(&state, &url).await.map_err(|e| {
-        EngineError::Invalid(format!(
-            "table '{name}': cannot read Parquet schema from {location}: {e}"
-        ))
-    })?;
-    check_same_columns(&state, name, &url, &options).await?;
+    let schema = table_schema(&state, name, &url, &options).await?;
     if !sort_order.is_empty() {
         if let Some(missing) = sort_order
             .iter()
@@ -89,49 +88,81 @@ pub(crate) async fn register_parquet(
     Ok(())
 }
 
-/// An error naming the first file of the table at `url` whose columns are not
-/// those most of its files have (a file of another table dropped into the
-/// folder would otherwise be read with NULLs for what it lacks). The footers
-/// were just read for the table's schema, so they come from the cache.
-async fn check_same_columns(
+/// The schema of the table at `url`, merged from its files' schemas, each read
+/// on its own (behind a fence, so that a file whose footer cannot be read, or
+/// panics the reader, is the error, named). A file whose columns (names and
+/// types) are not those most of the table's files have is an error naming it:
+/// a file of another table dropped into the folder would otherwise be read
+/// with NULLs for what it lacks. Footers stay cached for the queries.
+async fn table_schema(
     state: &SessionState,
     name: &str,
     url: &ListingTableUrl,
     options: &ListingOptions,
-) -> Result<(), EngineError> {
+) -> Result<SchemaRef, EngineError> {
+    let invalid = |e: String| EngineError::Invalid(format!("table '{name}': {e}"));
     let store = state.runtime_env().object_store(url)?;
     let files: Vec<ObjectMeta> = url
         .list_all_files(state, store.as_ref(), &options.file_extension)
         .await?
         .try_collect()
         .await?;
-    if files.len() < 2 {
-        return Ok(());
-    }
     let mut columns = Vec::with_capacity(files.len());
     for file in &files {
-        let schema = options
+        let path = file.location.to_string();
+        let read = options
             .format
-            .infer_schema(state, &store, std::slice::from_ref(file))
-            .await?;
-        let mut names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        names.sort();
-        columns.push(names);
+            .infer_schema(state, &store, std::slice::from_ref(file));
+        let schema = fenced_future(&path, read)
+            .await
+            .map_err(|e| invalid(file_error(&path, "schema", e)))?;
+        let mut fields: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect();
+        fields.sort();
+        columns.push(fields);
     }
     let usual = columns
         .iter()
         .max_by_key(|c| columns.iter().filter(|other| other == c).count())
         .cloned()
         .unwrap_or_default();
-    match files.iter().zip(&columns).find(|(_, c)| **c != usual) {
-        Some((file, odd)) => Err(EngineError::Invalid(format!(
-            "table '{name}': {} has the columns ({}) where the table's other files have ({}): \
-             is it a file of another table? Move it out of the table's folder",
+    if let Some((file, odd)) = files.iter().zip(&columns).find(|(_, c)| **c != usual) {
+        return Err(invalid(format!(
+            "{} has the columns ({}) where the table's other files have ({}): is it a file of \
+             another table? Move it out of the table's folder",
             file.location,
             odd.join(", "),
             usual.join(", ")
-        ))),
-        None => Ok(()),
+        )));
+    }
+    let schema = options
+        .format
+        .infer_schema(state, &store, &files)
+        .await
+        .map_err(|e| invalid(format!("cannot read Parquet schema from {url}: {e}")))?;
+    // each file's statistics as queries will derive them (a corrupt footer
+    // can make that fail or panic too): named here rather than mid-query
+    for file in &files {
+        let path = file.location.to_string();
+        let stats = options
+            .format
+            .infer_stats(state, &store, Arc::clone(&schema), file);
+        fenced_future(&path, stats)
+            .await
+            .map_err(|e| invalid(file_error(&path, "statistics", e)))?;
+    }
+    Ok(schema)
+}
+
+/// The message of `e`, met reading the `what` of the file at `path`, naming it.
+fn file_error(path: &str, what: &str, e: DataFusionError) -> String {
+    match e {
+        DataFusionError::Execution(message) if message.contains(path) => message,
+        e if e.to_string().contains(path) => e.to_string(),
+        e => bad_file_message(path, &format!("its {what} cannot be read: {e}")),
     }
 }
 

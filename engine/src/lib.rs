@@ -8,6 +8,9 @@ mod config;
 mod duration;
 mod error;
 mod export;
+mod expression_depth;
+mod failpoints;
+mod file_reads;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
@@ -33,6 +36,7 @@ pub use config::{
 pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use export::remove_stale_staging;
+pub use file_reads::panic_message;
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
@@ -202,5 +206,6 @@ fn split_last(sql: &str) -> Result<(VecDeque<Statement>, Statement), EngineError
 
 /// Parses `;`-separated SQL into statements, in Audience's dialect.
 pub fn parse(sql: &str) -> Result<VecDeque<Statement>, EngineError> {
+    expression_depth::check(sql)?;
     Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?)
 }

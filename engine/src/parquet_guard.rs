@@ -87,12 +87,16 @@ fn is_table_file(path: &Path) -> bool {
 fn bad_file(path: &Path, why: String) -> object_store::Error {
     object_store::Error::Generic {
         store: "Parquet",
-        source: format!(
-            "{path} is not a readable Parquet file: {why}; remove or replace it (its table's \
-             other files are fine)"
-        )
-        .into(),
+        source: bad_file_message(path.as_ref(), &why).into(),
     }
+}
+
+/// What the user reads about the unreadable table file at `path`.
+pub(crate) fn bad_file_message(path: &str, why: &str) -> String {
+    format!(
+        "{path} is not a readable Parquet file: {why}; remove or replace it (its table's other \
+         files are fine)"
+    )
 }
 
 /// An error if a listed table file is too short to be Parquet.

@@ -13,6 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
+use crate::file_reads::FenceFileReads;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::scan_checks::CheckScanFiles;
@@ -42,20 +43,28 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     // (member-range scans are then regrouped by `member_ranges`).
     options.execution.split_file_groups_by_statistics = true;
 
-    Ok(context_with(session, runtime_env(config, true)?)?)
+    crate::file_reads::install_panic_hook();
+    let ctx = context_with(session, runtime_env(config, true)?, true)?;
+    crate::failpoints::register(&ctx);
+    Ok(ctx)
 }
 
 /// A session over `runtime` with DataFusion's defaults, every Audience function,
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
-/// enforced).
+/// enforced); after them, when `fence_reads`, the rule that names the file of
+/// a read that fails (a plan that travels to Ballista executors cannot carry it).
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
+    fence_reads: bool,
 ) -> datafusion::error::Result<SessionContext> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         vec![Arc::new(CheckScanFiles), Arc::new(DeclareMemberRanges)];
     rules.extend(PhysicalOptimizer::new().rules);
+    if fence_reads {
+        rules.push(Arc::new(FenceFileReads));
+    }
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)

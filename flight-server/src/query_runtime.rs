@@ -5,6 +5,7 @@
 //! handed over through a small channel (back-pressure: at most two batches
 //! wait); dropping the served stream aborts the query's task.
 
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,12 +14,12 @@ use arrow::array::RecordBatch;
 use audience_engine::EngineError;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{MemoryPool, PeakRecordingPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -70,24 +71,47 @@ impl QueryRuntime {
         let task = Arc::new(task.with_runtime(Arc::new(runtime)));
         let (sender, receiver) = mpsc::channel(2);
         let run = async move {
-            let planned = frame.create_physical_plan().await;
-            let mut stream = match planned.and_then(|plan| execute_stream(plan, task)) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    let _ = sender.send(Err(e)).await;
-                    return;
-                }
-            };
-            while let Some(batch) = stream.next().await {
-                if sender.send(batch).await.is_err() {
-                    return; // the client's stream is gone
-                }
+            let produced = AssertUnwindSafe(produce(frame, task, &sender))
+                .catch_unwind()
+                .await;
+            // a panic must not end the stream as if the result were complete
+            if let Err(panic) = produced {
+                let _ = sender.send(Err(panicked(&*panic))).await;
             }
         };
         let task = self.handle.spawn(run);
         let stream = RecordBatchStreamAdapter::new(schema, Received { receiver, task });
         (Box::pin(stream), pool)
     }
+}
+
+/// Plans and runs `frame`, sending its batches (or its error) to `sender`
+/// until the result ends or the client's stream is gone.
+async fn produce(
+    frame: DataFrame,
+    task: Arc<TaskContext>,
+    sender: &mpsc::Sender<Result<RecordBatch, DataFusionError>>,
+) {
+    let planned = frame.create_physical_plan().await;
+    let mut stream = match planned.and_then(|plan| execute_stream(plan, task)) {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = sender.send(Err(e)).await;
+            return;
+        }
+    };
+    while let Some(batch) = stream.next().await {
+        if sender.send(batch).await.is_err() {
+            return; // the client's stream is gone
+        }
+    }
+}
+
+/// The error of a query that panicked: a bug, reported as such; the server
+/// goes on serving.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> DataFusionError {
+    let text = audience_engine::panic_message(panic);
+    DataFusionError::Internal(format!("the query panicked: {text}"))
 }
 
 impl Drop for QueryRuntime {

@@ -166,7 +166,10 @@ impl Stream for QueryStream {
                 self.end(Outcome::Cancelled, Some(e))
             }
             Poll::Ready(None) => self.end(Outcome::Finished, None),
-            Poll::Ready(Some(Err(e))) => self.end(Outcome::Failed, Some(datafusion_status(e))),
+            Poll::Ready(Some(Err(e))) => {
+                let status = with_query_id(datafusion_status(e), &self.record.handle);
+                self.end(Outcome::Failed, Some(status))
+            }
             Poll::Ready(Some(Ok(batch))) => match to_flight_batch(&batch, &self.schema) {
                 Ok(batch) => {
                     self.rows += batch.num_rows();
@@ -215,4 +218,13 @@ pub(crate) fn sql_for_log(sql: &str) -> String {
 /// The id a handle goes by in logs.
 pub(crate) fn short(handle: &str) -> &str {
     &handle[..handle.len().min(12)]
+}
+
+/// `status`, naming the query (its id in the log) when it is a bug to report.
+fn with_query_id(status: Status, handle: &str) -> Status {
+    if status.code() != tonic::Code::Internal {
+        return status;
+    }
+    let message = format!("{} (query {})", status.message(), short(handle));
+    Status::internal(message)
 }

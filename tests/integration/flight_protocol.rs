@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::Channel;
 
-async fn login(server: &TestServer, user: &str) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn login(server: &TestServer, user: &str) -> FlightSqlServiceClient<Channel> {
     let password = USERS.iter().find(|u| u.0 == user).unwrap().2;
     let url = server.url.replace("grpc://", "http://");
     let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
@@ -29,7 +29,7 @@ async fn login(server: &TestServer, user: &str) -> FlightSqlServiceClient<Channe
     client
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     client: &mut FlightSqlServiceClient<Channel>,
     info: &FlightInfo,
 ) -> Vec<RecordBatch> {

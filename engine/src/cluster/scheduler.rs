@@ -25,7 +25,7 @@ fn scheduler_state(
     runtime: &Arc<RuntimeEnv>,
     config: SessionConfig,
 ) -> datafusion::error::Result<SessionState> {
-    Ok(context_with(config, Arc::clone(runtime))?.state())
+    Ok(context_with(config, Arc::clone(runtime), false)?.state())
 }
 
 /// Runs a Ballista scheduler on `cluster.scheduler_addr` until the process ends.

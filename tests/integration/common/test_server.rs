@@ -21,6 +21,8 @@ pub struct TestConfig {
     tls: Option<(PathBuf, PathBuf)>,
     server_toml: Vec<String>,
     export_prefix: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    data: Option<PathBuf>,
 }
 
 impl TestConfig {
@@ -33,6 +35,18 @@ impl TestConfig {
     /// Adds a `key = value` line to `[server]`.
     pub fn with_server(mut self, line: &str) -> Self {
         self.server_toml.push(line.to_string());
+        self
+    }
+
+    /// Serves the dataset at `dir` (as is) instead of a copy of the sample.
+    pub fn with_data(mut self, dir: &Path) -> Self {
+        self.data = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Sets an environment variable of the server process.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -61,8 +75,14 @@ impl TestServer {
     /// Starts the server on a copy of the sample data and waits until it listens.
     pub fn spawn(config: TestConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&super::sample_dir(), &data);
+        let data = match &config.data {
+            Some(data) => data.clone(),
+            None => {
+                let data = dir.path().join("data");
+                copy_dir(&super::sample_dir(), &data);
+                data
+            }
+        };
         let mut toml = format!("[data]\ndir = \"{}\"\n\n[server]\n", data.display());
         for line in &config.server_toml {
             toml.push_str(line);
@@ -97,6 +117,7 @@ impl TestServer {
             .args(["--addr", "127.0.0.1:0"])
             .env("AUDIENCE_LOG", "info")
             .env_remove("AUDIENCE_DATA_DIR")
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -185,6 +206,20 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// A line of the server's `/proc/PID/status` (`VmRSS`, `Threads`) as a number.
+    pub fn status_value(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Open file descriptors of the server.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .count()
     }
 
     /// CPU seconds the server has used (user + system).
