@@ -12,6 +12,10 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery, ProstMessageExt,
+};
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightInfo,
 };
@@ -41,6 +45,52 @@ pub(crate) async fn fetch(
         .try_collect()
         .await
         .unwrap()
+}
+
+/// Creates a prepared statement of `sql` with the raw action; its handle.
+pub(crate) async fn create_prepared(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> prost::bytes::Bytes {
+    let create = ActionCreatePreparedStatementRequest {
+        query: sql.into(),
+        transaction_id: None,
+    };
+    let action = Action::new("CreatePreparedStatement", create.as_any().encode_to_vec());
+    let created: Vec<_> = client
+        .do_action(action)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let created: ActionCreatePreparedStatementResult = Any::decode(created[0].body.clone())
+        .unwrap()
+        .unpack()
+        .unwrap()
+        .unwrap();
+    created.prepared_statement_handle
+}
+
+/// The `ClosePreparedStatement` action for `handle`.
+pub(crate) fn close_prepared(handle: &prost::bytes::Bytes) -> Action {
+    let close = ActionClosePreparedStatementRequest {
+        prepared_statement_handle: handle.clone(),
+    };
+    Action::new("ClosePreparedStatement", close.as_any().encode_to_vec())
+}
+
+/// GetFlightInfo for the command `command` (any message), as `client`'s user.
+pub(crate) async fn flight_info_of(
+    client: &mut FlightSqlServiceClient<Channel>,
+    command: Vec<u8>,
+) -> Result<tonic::Response<FlightInfo>, tonic::Status> {
+    let mut request = tonic::Request::new(arrow_flight::FlightDescriptor::new_cmd(command));
+    let token = client.token().unwrap().clone();
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    client.inner_mut().get_flight_info(request).await
 }
 
 /// Starts a query that would run for hours and reads its first batch.
@@ -466,48 +516,20 @@ async fn only_the_owner_cancels_a_query_or_closes_a_prepared_statement() {
         "the query keeps running"
     );
 
-    use arrow_flight::sql::{
-        ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-        ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery, ProstMessageExt,
-    };
-    let create = ActionCreatePreparedStatementRequest {
-        query: "SELECT 1 AS one".into(),
-        transaction_id: None,
-    };
-    let created: Vec<_> = analyst
-        .do_action(Action::new(
-            "CreatePreparedStatement",
-            create.as_any().encode_to_vec(),
-        ))
+    let handle = create_prepared(&mut analyst, "SELECT 1 AS one").await;
+    let denied = marketer
+        .do_action(close_prepared(&handle))
         .await
-        .unwrap()
-        .try_collect()
-        .await
+        .err()
         .unwrap();
-    let created: ActionCreatePreparedStatementResult = Any::decode(created[0].body.clone())
-        .unwrap()
-        .unpack()
-        .unwrap()
-        .unwrap();
-    let handle = created.prepared_statement_handle;
-    let close = ActionClosePreparedStatementRequest {
-        prepared_statement_handle: handle.clone(),
-    };
-    let close = Action::new("ClosePreparedStatement", close.as_any().encode_to_vec());
-    let denied = marketer.do_action(close).await.err().unwrap();
     assert!(denied.to_string().contains("another user"), "{denied}");
     // still open for its owner
     let command = CommandPreparedStatementQuery {
         prepared_statement_handle: handle,
     };
-    let mut request = tonic::Request::new(arrow_flight::FlightDescriptor::new_cmd(
-        command.as_any().encode_to_vec(),
-    ));
-    let token = analyst.token().unwrap().clone();
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    analyst.inner_mut().get_flight_info(request).await.unwrap();
+    flight_info_of(&mut analyst, command.as_any().encode_to_vec())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

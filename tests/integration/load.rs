@@ -201,14 +201,16 @@ async fn l1_dashboards_with_think_time_get_fast_answers() {
     let sampler = {
         let pid = server.pid;
         tokio::spawn(async move {
-            // resources at a fifth of the run (warm) and at its end
+            // resources under load: at a fifth of the run (warm), and near its end
             tokio::time::sleep(Duration::from_secs(seconds / 5)).await;
-            resources(pid)
+            let warm = resources(pid);
+            tokio::time::sleep(Duration::from_secs(seconds * 3 / 4)).await;
+            (warm, resources(pid))
         })
     };
     let think = Some((1000, 3000));
     let seen = dashboards(&server, 64, Duration::from_secs(seconds), think, 11).await;
-    let (early, late) = (sampler.await.unwrap(), resources(server.pid));
+    let (early, late) = sampler.await.unwrap();
     let figures = seen.figures(seconds as f64);
     println!("L1: {figures}; RSS KiB, fds, threads: {early:?} → {late:?}");
     assert!(seen.errors.is_empty(), "errors:\n{}", errors_of(&seen));
@@ -232,9 +234,9 @@ async fn l1_dashboards_with_think_time_get_fast_answers() {
         let drift = late.0 as f64 / early.0 as f64;
         assert!(drift <= 1.05, "RSS grew: {early:?} → {late:?}");
     }
-    // flat: no more descriptors or threads at the end than when warm
-    assert!(late.1 <= early.1 + 8, "fds grew: {early:?} → {late:?}");
-    assert!(late.2 <= early.2 + 8, "threads grew: {early:?} → {late:?}");
+    // flat: no more descriptors or threads near the end than when warm
+    assert!(late.1 <= early.1 + 16, "fds grew: {early:?} → {late:?}");
+    assert!(late.2 <= early.2 + 16, "threads grew: {early:?} → {late:?}");
     let figures = serde_json::json!({ "clients": 64, "seconds": seconds, "load": figures,
         "rss_kib": [early.0, late.0], "fds": [early.1, late.1], "threads": [early.2, late.2] });
     record("L1", figures);

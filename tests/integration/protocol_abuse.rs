@@ -9,13 +9,9 @@ use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use arrow_flight::Ticket;
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandPreparedStatementQuery, ProstMessageExt,
-};
-use arrow_flight::{Action, FlightDescriptor, Ticket};
+use arrow_flight::sql::{Any, CommandPreparedStatementQuery, ProstMessageExt};
 use futures::TryStreamExt;
 use prost::Message;
 use tonic::Code;
@@ -23,7 +19,7 @@ use tonic::transport::Channel;
 
 use crate::common::reliability::record;
 use crate::common::test_server::{TestConfig, TestServer};
-use crate::flight_protocol::{fetch, login};
+use crate::flight_protocol::{close_prepared, create_prepared, fetch, flight_info_of, login};
 
 /// A fresh login runs `SELECT 1` and gets 1.
 async fn still_serving(server: &TestServer) {
@@ -35,16 +31,6 @@ async fn still_serving(server: &TestServer) {
 
 fn first(batches: &[RecordBatch]) -> i64 {
     batches[0].column(0).as_primitive::<Int64Type>().value(0)
-}
-
-/// A request carrying `client`'s bearer token.
-fn authorized<T>(client: &FlightSqlServiceClient<Channel>, body: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(body);
-    let token = client.token().unwrap().clone();
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 /// Asserts that `e` is a status with one of `codes` and a message containing `needle`.
@@ -88,10 +74,7 @@ async fn malformed_requests_get_clear_statuses_and_the_server_serves_on() {
         type_url: "type.googleapis.com/arrow.flight.protocol.sql.CommandNoSuchThing".into(),
         value: vec![1, 2, 3].into(),
     };
-    let request = authorized(&client, FlightDescriptor::new_cmd(unknown.encode_to_vec()));
-    let e = client
-        .inner_mut()
-        .get_flight_info(request)
+    let e = flight_info_of(&mut client, unknown.encode_to_vec())
         .await
         .unwrap_err();
     status_is(
@@ -102,39 +85,12 @@ async fn malformed_requests_get_clear_statuses_and_the_server_serves_on() {
     still_serving(&server).await;
 
     // a closed prepared statement
-    let create = ActionCreatePreparedStatementRequest {
-        query: "SELECT 1 AS one".into(),
-        transaction_id: None,
-    };
-    let action = Action::new("CreatePreparedStatement", create.as_any().encode_to_vec());
-    let created: Vec<_> = client
-        .do_action(action)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let created: ActionCreatePreparedStatementResult = Any::decode(created[0].body.clone())
-        .unwrap()
-        .unpack()
-        .unwrap()
-        .unwrap();
-    let handle = created.prepared_statement_handle;
-    let close = ActionClosePreparedStatementRequest {
-        prepared_statement_handle: handle.clone(),
-    };
-    let close = Action::new("ClosePreparedStatement", close.as_any().encode_to_vec());
-    client.do_action(close).await.unwrap();
+    let handle = create_prepared(&mut client, "SELECT 1 AS one").await;
+    client.do_action(close_prepared(&handle)).await.unwrap();
     let command = CommandPreparedStatementQuery {
         prepared_statement_handle: handle,
     };
-    let request = authorized(
-        &client,
-        FlightDescriptor::new_cmd(command.as_any().encode_to_vec()),
-    );
-    let e = client
-        .inner_mut()
-        .get_flight_info(request)
+    let e = flight_info_of(&mut client, command.as_any().encode_to_vec())
         .await
         .unwrap_err();
     status_is(
