@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reliability matrix's full runs (../shared/RELIABILITY.md): the release
-# build, dashboards on scale s, the corruptor and the protocol-abuse cases at
-# full size. Writes benches/results/DATE-reliability.jsonl: one line of
+# build, the load and fault rows on scale s, the fuzzers and corruptor at full
+# size. Writes benches/results/DATE-reliability.jsonl: one line of
 # machine and versions, then one line of figures per matrix row.
 # Usage: scripts/reliability.sh [AUDIENCE_FUZZ_SEED]
 set -euo pipefail
@@ -19,5 +19,5 @@ export AUDIENCE_RELIABILITY=full AUDIENCE_RELIABILITY_OUT="$PWD/$out"
 export AUDIENCE_RELIABILITY_DATA="$PWD/data/s"
 [ -n "${1:-}" ] && export AUDIENCE_FUZZ_SEED="$1"
 cargo nextest run --release --locked --test integration --test-threads 1 --no-fail-fast \
-  -E 'test(load::) | test(corrupt_files::) | test(protocol_abuse::)'
+  -E 'test(load::) | test(vanishing_clients::) | test(corrupt_files::) | test(protocol_abuse::) | test(function_fuzz::)'
 echo "figures: $out"

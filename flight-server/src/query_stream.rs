@@ -156,7 +156,10 @@ impl Stream for QueryStream {
             return Poll::Ready(None);
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
-            let e = crate::execution::timed_out(self.timeout);
+            let e = with_query_id(
+                crate::execution::timed_out(self.timeout),
+                &self.record.handle,
+            );
             return self.end(Outcome::TimedOut, Some(e));
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
@@ -220,11 +223,13 @@ pub(crate) fn short(handle: &str) -> &str {
     &handle[..handle.len().min(12)]
 }
 
-/// `status`, naming the query (its id in the log) when it is a bug to report.
+/// `status`, naming the query (its id in the log) when it is a bug to report
+/// or a timeout to look into.
 fn with_query_id(status: Status, handle: &str) -> Status {
-    if status.code() != tonic::Code::Internal {
+    let code = status.code();
+    if !matches!(code, tonic::Code::Internal | tonic::Code::DeadlineExceeded) {
         return status;
     }
     let message = format!("{} (query {})", status.message(), short(handle));
-    Status::internal(message)
+    Status::new(code, message)
 }

@@ -57,19 +57,22 @@ pub(crate) async fn create_prepared(
         transaction_id: None,
     };
     let action = Action::new("CreatePreparedStatement", create.as_any().encode_to_vec());
-    let created: Vec<_> = client
-        .do_action(action)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let created = action_results(client, action).await;
     let created: ActionCreatePreparedStatementResult = Any::decode(created[0].body.clone())
         .unwrap()
         .unpack()
         .unwrap()
         .unwrap();
     created.prepared_statement_handle
+}
+
+/// The results of `action`, which must succeed.
+async fn action_results(
+    client: &mut FlightSqlServiceClient<Channel>,
+    action: Action,
+) -> Vec<arrow_flight::Result> {
+    let results = client.do_action(action).await.unwrap();
+    results.try_collect().await.unwrap()
 }
 
 /// The `ClosePreparedStatement` action for `handle`.
@@ -213,13 +216,7 @@ async fn cancel_flight_info_stops_a_running_query() {
         "CancelFlightInfo",
         CancelFlightInfoRequest::new(info.clone()).encode_to_vec(),
     );
-    let results: Vec<_> = client
-        .do_action(action)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let results = action_results(&mut client, action).await;
     let result = CancelFlightInfoResult::decode(results[0].body.clone()).unwrap();
     assert_eq!(result.status(), CancelStatus::Cancelled);
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
@@ -463,11 +460,21 @@ async fn leading_statements_run_within_the_query_timeout() {
         "{:?}",
         started.elapsed()
     );
+    // the error names the query its log line is about
+    let id = error
+        .split("(query ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no query id in: {error}"));
+    let logged = format!("\"query\":\"{id}\"");
     assert!(
         server
-            .wait_for_log(&["\"outcome\":\"timed_out\""], Duration::from_secs(5))
+            .wait_for_log(
+                &["\"outcome\":\"timed_out\"", &logged],
+                Duration::from_secs(5)
+            )
             .is_some(),
-        "the leading statement writes its own log line:\n{}",
+        "the leading statement writes its own log line, with its id {id}:\n{}",
         server.log()
     );
 }

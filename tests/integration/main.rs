@@ -21,3 +21,4 @@ mod protocol_abuse;
 mod query_cli;
 mod query_errors;
 mod sql_files;
+mod vanishing_clients;
