@@ -6,8 +6,10 @@
 //! scan's source; the wrapper changes nothing else about the scan.
 //!
 //! Panics are caught where they happen (the scan's synchronous planning steps
-//! and each poll of its futures and streams); [`install_panic_hook`] keeps
-//! such caught panics out of stderr.
+//! and each poll of its futures and streams); one raised inside the Parquet
+//! readers is named as the file's, any other (a function evaluated in the scan)
+//! unwinds on. [`install_panic_hook`] keeps the readers' caught panics out of
+//! stderr.
 
 use std::any::Any;
 use std::cell::Cell;
