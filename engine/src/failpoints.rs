@@ -19,6 +19,7 @@ pub(crate) fn register(ctx: &SessionContext) {
             vec![DataType::Int64],
             DataType::Int64,
             Volatility::Volatile,
+            // ok: panicking is this failpoint's purpose, and only a test switches it on
             Arc::new(|_| panic!("failpoint_panic ran (AUDIENCE_FAILPOINTS=panic)")),
         ));
     }

@@ -18,7 +18,7 @@ use futures::TryStreamExt;
 use tonic::transport::Channel;
 
 use crate::common::reliability::{Seeded, full, record};
-use crate::common::test_server::{TestConfig, TestServer};
+use crate::common::test_server::{TestConfig, TestServer, open_fds, status_value};
 use crate::flight_protocol::login;
 
 /// The dashboard's SQL requests (the mix adds metadata and a prepared statement).
@@ -244,15 +244,8 @@ async fn l1_dashboards_with_think_time_get_fast_answers() {
 
 /// The server's RSS (KiB), open descriptors and threads.
 fn resources(pid: u32) -> (u64, usize, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let value = |key: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    (value("VmRSS:"), fds, value("Threads:"))
+    let threads = status_value(pid, "Threads:");
+    (status_value(pid, "VmRSS:"), open_fds(pid), threads)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -210,16 +210,12 @@ impl TestServer {
 
     /// A line of the server's `/proc/PID/status` (`VmRSS`, `Threads`) as a number.
     pub fn status_value(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
-        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        status_value(self.pid, key)
     }
 
     /// Open file descriptors of the server.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .unwrap()
-            .count()
+        open_fds(self.pid)
     }
 
     /// CPU seconds the server has used (user + system).
@@ -238,6 +234,20 @@ impl TestServer {
             .status();
         self.child.wait().unwrap().code().unwrap_or(-1)
     }
+}
+
+/// A line of process `pid`'s `/proc/PID/status` (`VmRSS`, `Threads`) as a number.
+pub fn status_value(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Open file descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 impl Drop for TestServer {
