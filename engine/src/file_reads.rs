@@ -22,12 +22,11 @@ use std::task::{Context, Poll};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{
     FileOpener, FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::errors::ParquetError;
@@ -43,6 +42,7 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use futures::{FutureExt, TryFutureExt};
 use object_store::ObjectStore;
 
+use crate::file_scans::rewrite_file_scans;
 use crate::parquet_guard::bad_file_message;
 
 /// Wraps every Parquet scan's source so that its reads are fenced.
@@ -55,23 +55,17 @@ impl PhysicalOptimizerRule for FenceFileReads {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(scan) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
-            else {
-                return Ok(Transformed::no(node));
-            };
+        rewrite_file_scans(plan, |scan| {
             if !scan.file_source().is::<ParquetSource>() {
-                return Ok(Transformed::no(node));
+                return None;
             }
             let source = Arc::new(Fenced(Arc::clone(scan.file_source())));
-            let fenced = FileScanConfigBuilder::from(scan.clone())
-                .with_source(source)
-                .build();
-            Ok(Transformed::yes(DataSourceExec::from_data_source(fenced)))
+            Some(
+                FileScanConfigBuilder::from(scan.clone())
+                    .with_source(source)
+                    .build(),
+            )
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -11,6 +11,7 @@ mod export;
 mod expression_depth;
 mod failpoints;
 mod file_reads;
+mod file_scans;
 mod member_ranges;
 mod memory;
 mod parquet_guard;

@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, SplitPoint};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, Partitioning, PhysicalSortExpr, RangePartitioning};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::file_scans::rewrite_file_scans;
 
 /// The column whose ranges the files partition.
 const COLUMN: &str = "member_id";
@@ -39,21 +39,7 @@ impl PhysicalOptimizerRule for DeclareMemberRanges {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = config.execution.target_partitions;
-        plan.transform_up(|node| {
-            let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
-            match member_range_scan(files, partitions) {
-                Some(regrouped) => Ok(Transformed::yes(DataSourceExec::from_data_source(
-                    regrouped,
-                ))),
-                None => Ok(Transformed::no(node)),
-            }
-        })
-        .map(|t| t.data)
+        rewrite_file_scans(plan, |files| member_range_scan(files, partitions))
     }
 
     fn name(&self) -> &str {

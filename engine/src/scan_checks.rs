@@ -11,10 +11,11 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::file_scans::file_scan;
 
 /// Fails planning when a scanned file does not fit its table's NOT NULL columns.
 #[derive(Debug, Default)]
@@ -27,10 +28,7 @@ impl PhysicalOptimizerRule for CheckScanFiles {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.apply(|node| {
-            if let Some(files) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|scan| scan.data_source().downcast_ref::<FileScanConfig>())
-            {
+            if let Some(files) = file_scan(node) {
                 check(files)?;
             }
             Ok(TreeNodeRecursion::Continue)
