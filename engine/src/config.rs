@@ -47,6 +47,9 @@ pub struct ExecutionConfig {
     pub batch_size: usize,
     /// Folder for spill files; empty means the system temp folder.
     pub spill_dir: String,
+    /// Disk all queries' spill files may take together: a size, `"unlimited"`,
+    /// or `"0"` for no spilling.
+    pub spill_limit: String,
     /// Memory for cached Parquet footers and page indexes: a size or a share
     /// of the machine; `"0"` turns the cache off.
     pub metadata_cache: String,
@@ -135,7 +138,7 @@ impl EngineConfig {
 
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
     /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
-    /// `AUDIENCE_METADATA_CACHE`, `AUDIENCE_REMOTE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
+    /// `AUDIENCE_SPILL_LIMIT`, `AUDIENCE_METADATA_CACHE`, `AUDIENCE_REMOTE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
     /// and `AUDIENCE_TABLE_<NAME>=<location>` (the server reads its own
     /// `AUDIENCE_SERVER_*`).
     pub fn apply_env(
@@ -151,6 +154,7 @@ impl EngineConfig {
                 "TARGET_PARTITIONS" => self.engine.target_partitions = parse_number(&key, &value)?,
                 "BATCH_SIZE" => self.engine.batch_size = parse_number(&key, &value)?,
                 "SPILL_DIR" => self.engine.spill_dir = value,
+                "SPILL_LIMIT" => self.engine.spill_limit = value,
                 "DATA_DIR" => self.data.dir = value,
                 "METADATA_CACHE" => self.engine.metadata_cache = value,
                 "S3_ENDPOINT" => self.storage.s3.endpoint = value,
@@ -170,6 +174,7 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<(), EngineError> {
         crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
         crate::session::metadata_cache_bytes(&self.engine.metadata_cache)?;
+        crate::spill::parse_spill_limit(&self.engine.spill_limit)?;
         self.storage.s3.validate()?;
         crate::cluster::ExecutionMode::parse(&self.engine.remote)?;
         self.cluster.validate()?;

@@ -3,6 +3,8 @@
 
 use datafusion::error::DataFusionError;
 
+use crate::spill::is_spill_limit_error;
+
 /// What kind of failure an error is, by root cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -10,7 +12,7 @@ pub enum ErrorKind {
     InvalidInput,
     /// A table, file or path that does not exist.
     NotFound,
-    /// A query needed more than a configured limit (memory).
+    /// A query needed more than a configured limit (memory, spill disk).
     ResourcesExhausted,
     /// A broken invariant inside the engine: a bug.
     Internal,
@@ -50,6 +52,9 @@ impl EngineError {
 
 /// Classifies a DataFusion error by its innermost cause.
 pub fn classify(e: &DataFusionError) -> ErrorKind {
+    if is_spill_limit_error(&e.find_root().to_string()) {
+        return ErrorKind::ResourcesExhausted;
+    }
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourcesExhausted,
         DataFusionError::Internal(_) => ErrorKind::Internal,
@@ -81,7 +86,19 @@ fn describe(e: &DataFusionError) -> String {
         }
         _ => e.to_string(),
     };
-    if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
+    if is_spill_limit_error(&msg) {
+        // DataFusion's message names its own setting, which Audience users do not set
+        let limit = msg
+            .split("allowable limit of ")
+            .nth(1)
+            .and_then(|rest| rest.split(". ").next())
+            .unwrap_or("its limit");
+        msg = format!(
+            "Resources exhausted: the spill files of the running queries would take more than \
+             engine.spill_limit ({limit})\nhint: raise the limit (AUDIENCE_SPILL_LIMIT) or the \
+             memory limit, or narrow the query"
+        );
+    } else if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
         msg.push_str(
             "\nhint: the query needs more memory than engine.memory_limit allows; raise the limit \
              (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query",

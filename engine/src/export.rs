@@ -201,7 +201,9 @@ async fn copy_to_file(
 
 /// Removes what killed writers left in `dir`: entries named `PREFIX<pid>…`
 /// whose process is gone (a live writer's staging is left alone). Liveness is
-/// read from `/proc`; where there is none, nothing is removed.
+/// read from `/proc`; where there is none, nothing is removed. Entries that
+/// held files are logged; empty folders (a spill folder of a process that
+/// exited normally) go quietly.
 pub fn remove_stale_staging(dir: &Path, prefix: &str) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -222,19 +224,31 @@ pub fn remove_stale_staging(dir: &Path, prefix: &str) {
             continue;
         }
         let path = entry.path();
+        let held_files = holds_files(&path);
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
         };
         match removed {
-            Ok(()) => {
+            Ok(()) if held_files => {
                 tracing::info!(path = %path.display(), pid, "removed what a killed writer left")
+            }
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), pid, "removed an empty folder of a gone process")
             }
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "cannot remove a stale staging entry")
             }
         }
+    }
+}
+
+/// Whether `path` is a file or a folder with a file somewhere inside.
+fn holds_files(path: &Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries.flatten().any(|entry| holds_files(&entry.path())),
+        Err(_) => path.exists(),
     }
 }
 

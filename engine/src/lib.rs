@@ -17,8 +17,10 @@ mod memory;
 mod parquet_guard;
 mod scan_checks;
 mod session;
+mod spill;
 mod storage;
 mod tag_index;
+mod yield_points;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};

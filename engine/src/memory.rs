@@ -26,11 +26,18 @@ pub fn parse_memory_limit(text: &str, total_memory: u64) -> Result<Option<usize>
         }
         return Ok(Some((total_memory as f64 * pct / 100.0) as usize));
     }
+    parse_size(t).map(Some).ok_or_else(bad)
+}
+
+/// Bytes for a size written as `"8GB"`, `"512MiB"` or `"1024"` (bytes); `None`
+/// for anything else, and for less than one byte.
+pub(crate) fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: f64 = number.parse().map_err(|_| bad())?;
+    let number: f64 = number.parse().ok()?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
@@ -41,13 +48,10 @@ pub fn parse_memory_limit(text: &str, total_memory: u64) -> Result<Option<usize>
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "t" | "tb" => 1e12,
         "tib" => 1024f64.powi(4),
-        _ => return Err(bad()),
+        _ => return None,
     };
     let bytes = number * scale;
-    if bytes < 1.0 {
-        return Err(bad());
-    }
-    Ok(Some(bytes as usize))
+    (bytes >= 1.0).then_some(bytes as usize)
 }
 
 /// The machine's total memory in bytes (from `/proc/meminfo`; 8 GiB where unknown).

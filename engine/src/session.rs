@@ -17,7 +17,9 @@ use crate::file_reads::FenceFileReads;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::scan_checks::CheckScanFiles;
+use crate::spill::disk_manager;
 use crate::storage::{Location, StoreRegistry};
+use crate::yield_points::InsertYieldPoints;
 
 /// A session configured from `config`, without tables.
 pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, EngineError> {
@@ -52,17 +54,20 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// A session over `runtime` with DataFusion's defaults, every Audience function,
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
-/// enforced); after them, when `fence_reads`, the rule that names the file of
-/// a read that fails (a plan that travels to Ballista executors cannot carry it).
+/// enforced); after them, when `in_process`, the rules for plans that run in
+/// this process (a plan that travels to Ballista executors cannot carry their
+/// nodes): yield points, and the fence that names the file of a
+/// read that fails.
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
-    fence_reads: bool,
+    in_process: bool,
 ) -> datafusion::error::Result<SessionContext> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
         vec![Arc::new(CheckScanFiles), Arc::new(DeclareMemberRanges)];
     rules.extend(PhysicalOptimizer::new().rules);
-    if fence_reads {
+    if in_process {
+        rules.push(Arc::new(InsertYieldPoints));
         rules.push(Arc::new(FenceFileReads));
     }
     let state = SessionStateBuilder::new()
@@ -77,7 +82,7 @@ pub(crate) fn context_with(
 }
 
 /// The runtime of a session configured from `config`: object stores, caches,
-/// spill folder, and the memory limit when `with_memory_limit` (a Ballista
+/// spill folder and limit, and the memory limit when `with_memory_limit` (a Ballista
 /// executor applies its own).
 pub(crate) fn runtime_env(
     config: &EngineConfig,
@@ -100,9 +105,7 @@ pub(crate) fn runtime_env(
     if with_memory_limit && let Some(bytes) = parse_memory_limit(&e.memory_limit, total_memory())? {
         runtime = runtime.with_memory_pool(memory_pool(bytes));
     }
-    if !e.spill_dir.is_empty() {
-        runtime = runtime.with_temp_file_path(&e.spill_dir);
-    }
+    runtime = runtime.with_disk_manager_builder(disk_manager(&e.spill_dir, &e.spill_limit)?);
     Ok(runtime.build_arc()?)
 }
 

@@ -25,26 +25,49 @@ use prost::Message;
 use tonic::transport::Channel;
 
 pub(crate) async fn login(server: &TestServer, user: &str) -> FlightSqlServiceClient<Channel> {
+    try_login(&server.url, user).await.unwrap()
+}
+
+/// A client of the server at `url` logged in as `user`, or why not.
+pub(crate) async fn try_login(
+    url: &str,
+    user: &str,
+) -> Result<FlightSqlServiceClient<Channel>, String> {
     let password = USERS.iter().find(|u| u.0 == user).unwrap().2;
-    let url = server.url.replace("grpc://", "http://");
-    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let url = url.replace("grpc://", "http://");
+    let channel = Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let mut client = FlightSqlServiceClient::new(channel);
-    client.handshake(user, password).await.unwrap();
     client
+        .handshake(user, password)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(client)
 }
 
 pub(crate) async fn fetch(
     client: &mut FlightSqlServiceClient<Channel>,
     info: &FlightInfo,
 ) -> Vec<RecordBatch> {
-    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    try_fetch(client, info).await.unwrap()
+}
+
+/// The batches of `info`'s first endpoint, or why not.
+pub(crate) async fn try_fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> Result<Vec<RecordBatch>, String> {
+    let ticket = info.endpoint[0].ticket.clone().ok_or("no ticket")?;
     client
         .do_get(ticket)
         .await
-        .unwrap()
+        .map_err(|e| e.to_string())?
         .try_collect()
         .await
-        .unwrap()
+        .map_err(|e| e.to_string())
 }
 
 /// Creates a prepared statement of `sql` with the raw action; its handle.
@@ -67,7 +90,7 @@ pub(crate) async fn create_prepared(
 }
 
 /// The results of `action`, which must succeed.
-async fn action_results(
+pub(crate) async fn action_results(
     client: &mut FlightSqlServiceClient<Channel>,
     action: Action,
 ) -> Vec<arrow_flight::Result> {

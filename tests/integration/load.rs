@@ -14,12 +14,11 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::FlightInfo;
 use arrow_flight::sql::CommandGetTables;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use futures::TryStreamExt;
 use tonic::transport::Channel;
 
-use crate::common::reliability::{Seeded, full, record};
-use crate::common::test_server::{TestConfig, TestServer, open_fds, status_value};
-use crate::flight_protocol::login;
+use crate::common::reliability::{Seeded, full, record, server_config};
+use crate::common::test_server::{TestServer, open_fds, status_value};
+use crate::flight_protocol::{login, try_fetch};
 
 /// The dashboard's SQL requests (the mix adds metadata and a prepared statement).
 const DASHBOARD: [&str; 6] = [
@@ -81,19 +80,12 @@ async fn run_info(
     client: &mut FlightSqlServiceClient<Channel>,
     info: FlightInfo,
 ) -> Result<usize, String> {
-    let ticket = info.endpoint[0].ticket.clone().ok_or("no ticket")?;
-    let batches: Vec<RecordBatch> = client
-        .do_get(ticket)
-        .await
-        .map_err(|e| e.to_string())?
-        .try_collect()
-        .await
-        .map_err(|e| e.to_string())?;
+    let batches = try_fetch(client, &info).await?;
     Ok(batches.iter().map(RecordBatch::num_rows).sum())
 }
 
 /// One request of the mix, chosen by `pick` (0..8).
-async fn request(
+pub(crate) async fn request(
     client: &mut FlightSqlServiceClient<Channel>,
     pick: usize,
     member: i64,
@@ -179,10 +171,7 @@ async fn dashboards(
 
 /// A server on the sample, or in the full run on `AUDIENCE_RELIABILITY_DATA`.
 fn server() -> TestServer {
-    match std::env::var_os("AUDIENCE_RELIABILITY_DATA") {
-        Some(dir) if full() => TestServer::spawn(TestConfig::default().with_data(dir.as_ref())),
-        _ => TestServer::spawn(TestConfig::default()),
-    }
+    TestServer::spawn(server_config())
 }
 
 fn errors_of(seen: &Seen) -> String {

@@ -4,6 +4,7 @@
 mod aggregates_partitioning;
 mod bad_files;
 mod bench;
+mod cancellation;
 mod cluster;
 mod common;
 mod corrupt_files;
@@ -13,8 +14,10 @@ mod flight_protocol;
 mod flight_sql;
 mod function_fuzz;
 mod function_reference;
+mod killed_server;
 mod load;
 mod member_ranges;
+mod memory_limits;
 mod object_storage;
 mod oracles;
 mod protocol_abuse;

@@ -186,3 +186,17 @@ pub fn strings(batch: &RecordBatch, name: &str) -> StringArray {
     let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
     column.as_string::<i32>().clone()
 }
+
+/// The files (not folders) anywhere under `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

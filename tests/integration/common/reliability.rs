@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use super::test_server::TestConfig;
+
 /// Whether this is the recorded full run (`AUDIENCE_RELIABILITY=full`) rather
 /// than the CI slice.
 pub fn full() -> bool {
@@ -13,6 +15,15 @@ pub fn full() -> bool {
 /// `ci` in the CI slice, `full` in the full run.
 pub fn size(ci: usize, full_size: usize) -> usize {
     if full() { full_size } else { ci }
+}
+
+/// A server configuration over the sample, or in the full run over
+/// `AUDIENCE_RELIABILITY_DATA` (scale s).
+pub fn server_config() -> TestConfig {
+    match std::env::var_os("AUDIENCE_RELIABILITY_DATA") {
+        Some(dir) if full() => TestConfig::default().with_data(dir.as_ref()),
+        _ => TestConfig::default(),
+    }
 }
 
 /// A seeded random stream (SplitMix64). The seed is `AUDIENCE_FUZZ_SEED` or

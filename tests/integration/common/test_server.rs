@@ -23,6 +23,7 @@ pub struct TestConfig {
     export_prefix: Option<PathBuf>,
     env: Vec<(String, String)>,
     data: Option<PathBuf>,
+    addr: Option<String>,
 }
 
 impl TestConfig {
@@ -41,6 +42,12 @@ impl TestConfig {
     /// Serves the dataset at `dir` (as is) instead of a copy of the sample.
     pub fn with_data(mut self, dir: &Path) -> Self {
         self.data = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Listens on `addr` (`127.0.0.1:PORT`) instead of a port of its own choosing.
+    pub fn with_addr(mut self, addr: &str) -> Self {
+        self.addr = Some(addr.to_string());
         self
     }
 
@@ -114,7 +121,7 @@ impl TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_audience"))
             .args(["--log-format", "json", "serve", "--config"])
             .arg(&config_path)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", config.addr.as_deref().unwrap_or("127.0.0.1:0")])
             .env("AUDIENCE_LOG", "info")
             .env_remove("AUDIENCE_DATA_DIR")
             .envs(config.env.iter().map(|(k, v)| (k, v)))
@@ -227,6 +234,17 @@ impl TestServer {
         ticks / 100.0
     }
 
+    /// Kills the server with SIGKILL (no chance to clean up) and waits for it to go.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "the server was not killed: {status}"
+        );
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> i32 {
         let _ = Command::new("kill")
@@ -234,6 +252,12 @@ impl TestServer {
             .status();
         self.child.wait().unwrap().code().unwrap_or(-1)
     }
+}
+
+/// A loopback address with a port free now, for a server that must come back on it.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }
 
 /// A line of process `pid`'s `/proc/PID/status` (`VmRSS`, `Threads`) as a number.

@@ -1,0 +1,182 @@
+//! Reliability M1, M2 and F7: limits that hold. A grouping larger than the
+//! memory pool spills and answers exactly; a state that cannot spill fails,
+//! naming the operator and the setting, and the server serves on; spill files
+//! past `engine.spill_limit` fail the query naming the limit and leave nothing
+//! on disk.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::util::pretty::pretty_format_batches;
+
+use crate::common::files_under;
+use crate::common::reliability::{full, record, server_config, size};
+use crate::common::test_server::TestServer;
+use crate::flight_protocol::{login, try_fetch};
+
+/// Members × SKUs: many more groups than a small pool holds.
+const GROUPS: &str = "SELECT count(*) AS groups, sum(n) AS events, \
+                      sum(member_id * 7 + coalesce(sku_id, 0) * n) AS mix FROM \
+                      (SELECT member_id, sku_id, count(*) AS n FROM events GROUP BY sku_id, member_id)";
+
+/// The answer to `sql` as a printed table, or the server's refusal.
+async fn answer(server: &TestServer, sql: &str) -> Result<String, String> {
+    let mut client = login(server, "analyst").await;
+    let info = client
+        .execute(sql.into(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let batches = try_fetch(&mut client, &info).await?;
+    Ok(pretty_format_batches(&batches).unwrap().to_string())
+}
+
+/// Asserts that the server answers the next query.
+async fn assert_serves(server: &TestServer) {
+    let one = answer(server, "SELECT 1 AS one").await.unwrap();
+    assert!(
+        one.contains("| 1   |"),
+        "the next query is not served: {one}"
+    );
+}
+
+/// The sum of every `NAME=N` figure in an `EXPLAIN ANALYZE` text.
+fn metric_sum(plan: &str, name: &str) -> u64 {
+    plan.split(&format!(" {name}="))
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// A server with `memory_limit`, spilling into `spill` up to `spill_limit`.
+fn limited_server(memory_limit: &str, spill: &Path, spill_limit: &str) -> TestServer {
+    TestServer::spawn(
+        server_config()
+            .with_env("AUDIENCE_MEMORY_LIMIT", memory_limit)
+            .with_env("AUDIENCE_SPILL_DIR", spill.to_str().unwrap())
+            .with_env("AUDIENCE_SPILL_LIMIT", spill_limit),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m1_a_grouping_larger_than_the_pool_spills_and_answers_exactly() {
+    let unlimited =
+        TestServer::spawn(server_config().with_env("AUDIENCE_MEMORY_LIMIT", "unlimited"));
+    let expected = answer(&unlimited, GROUPS).await.unwrap();
+    drop(unlimited);
+
+    let spill = tempfile::tempdir().unwrap();
+    let pool = if full() { "256MiB" } else { "2MB" };
+    let server = limited_server(pool, spill.path(), "100GB");
+    let started = Instant::now();
+    let got = answer(&server, GROUPS).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(got, expected, "the answer under a {pool} pool differs");
+    // the fault fired: the grouping did not fit and went to disk
+    let plan = answer(&server, &format!("EXPLAIN ANALYZE {GROUPS}"))
+        .await
+        .unwrap();
+    let spills = metric_sum(&plan, "spill_count");
+    assert!(spills > 0, "nothing spilled under a {pool} pool:\n{plan}");
+    let peak_mib = server.status_value("VmHWM:") / 1024;
+    assert!(peak_mib <= 1024, "peak RSS {peak_mib} MiB");
+    let left = files_under(spill.path());
+    assert!(
+        left.is_empty(),
+        "spill files left after the query: {left:?}"
+    );
+    println!("M1: pool {pool}, {spills} spills, {seconds:.2} s, peak RSS {peak_mib} MiB");
+    record(
+        "M1",
+        serde_json::json!({ "pool": pool, "spills": spills, "seconds": seconds, "peak_rss_mib": peak_mib }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m2_a_state_that_cannot_spill_fails_naming_the_operator_and_the_setting() {
+    // one array of every event (~40 bytes each): an ungrouped aggregate state,
+    // which cannot spill
+    let unspillable = "SELECT cardinality(array_agg(concat(member_id, '-', ts, '-', event, '-', \
+                       sku_id))) AS n FROM events";
+    let spill = tempfile::tempdir().unwrap();
+    let pool = if full() { "256MiB" } else { "2MB" };
+    let server = limited_server(pool, spill.path(), "100GB");
+    let repeats = size(5, 10);
+    let mut rss_mib = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for repeat in 0..repeats {
+        let started = Instant::now();
+        let refused = answer(&server, unspillable)
+            .await
+            .expect_err("an array of every event fitted a small pool");
+        slowest = slowest.max(started.elapsed());
+        for needle in [
+            "resource has been exhausted",
+            "AggregateStream",
+            "engine.memory_limit",
+        ] {
+            assert!(
+                refused.contains(needle),
+                "repeat {repeat}: no {needle}: {refused}"
+            );
+        }
+        assert_serves(&server).await;
+        rss_mib.push(server.status_value("VmRSS:") / 1024);
+    }
+    // no creep: the first repeat warms caches, the rest hold
+    let (warm, last) = (rss_mib[1], *rss_mib.last().unwrap());
+    assert!(
+        last <= warm + 50,
+        "RSS crept from {warm} to {last} MiB over {repeats} repeats: {rss_mib:?}"
+    );
+    println!(
+        "M2: pool {pool}, {repeats} repeats refused, slowest {slowest:?}, RSS MiB {rss_mib:?}"
+    );
+    record(
+        "M2",
+        serde_json::json!({ "pool": pool, "repeats": repeats, "slowest_s": slowest.as_secs_f64(), "rss_mib": rss_mib }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_spill_files_past_the_spill_limit_fail_the_query_naming_the_limit() {
+    let spill = tempfile::tempdir().unwrap();
+    // CI: the grouping spills ~0.5 MB at tiny; full: ~1 GiB of groups at 256 MiB
+    let (pool, limit, query) = if full() {
+        let groups = "SELECT count(*) AS groups FROM (SELECT value % 1000000007 AS v, count(*) \
+                      FROM generate_series(1, 60000000) GROUP BY 1)";
+        ("256MiB", "100MiB", groups.to_string())
+    } else {
+        ("2MB", "100KB", GROUPS.to_string())
+    };
+    let server = limited_server(pool, spill.path(), limit);
+    let started = Instant::now();
+    let refused = answer(&server, &query)
+        .await
+        .expect_err("the query spilled past the limit and still answered");
+    let seconds = started.elapsed().as_secs_f64();
+    for needle in [
+        "resource has been exhausted",
+        "engine.spill_limit",
+        "AUDIENCE_SPILL_LIMIT",
+    ] {
+        assert!(refused.contains(needle), "no {needle}: {refused}");
+    }
+    let stopped = Instant::now();
+    while !files_under(spill.path()).is_empty() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(1),
+            "spill files left 1 s after: {:?}",
+            files_under(spill.path())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_serves(&server).await;
+    println!("F7: spill limit {limit} hit after {seconds:.2} s; no spill files after");
+    record(
+        "F7",
+        serde_json::json!({ "pool": pool, "spill_limit": limit, "seconds": seconds }),
+    );
+}
