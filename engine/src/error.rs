@@ -80,6 +80,10 @@ fn describe(e: &DataFusionError) -> String {
         DataFusionError::SQL(parser, _) => format!("SQL error: {parser}"),
         // an argument error raised inside an optimizer rule reads best without the rule's name
         root @ DataFusionError::Plan(_) => root.to_string(),
+        // the root names the operator; DataFusion's context around it names
+        // DataFusion's settings, which Audience users do not set (the hint
+        // below names ours)
+        root @ DataFusionError::ResourcesExhausted(_) => root.to_string(),
         // so does any other error an optimizer rule met (constant folding that overflows)
         root if matches!(e, DataFusionError::Context(context, _) if context.starts_with("Optimizer rule")) => {
             root.to_string()

@@ -245,8 +245,45 @@ def tls(args):
     assert query(conn, "SELECT 41 + 1 AS x").to_pylist() == [{"x": 42}]
     conn.close()
     ok("TLS with a self-signed CA")
+    started = time.monotonic()
     expect_error(lambda: query(connect(args, "analyst"), "SELECT 1"), "")
+    assert time.monotonic() - started <= 1.0, time.monotonic() - started
     ok("TLS without the CA is refused")
+
+    import socket
+    import ssl
+    import warnings
+    from urllib.parse import urlparse
+
+    address = (urlparse(args["url"]).hostname, urlparse(args["url"]).port)
+    # a client that speaks only TLS 1.1: the server refuses the version itself
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")  # let OpenSSL offer TLS 1.1 at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.load_verify_locations(cafile=args["ca"])
+    started = time.monotonic()
+    try:
+        with socket.create_connection(address, timeout=5) as raw:
+            with old.wrap_socket(raw, server_hostname="localhost"):
+                raise AssertionError("a TLS 1.1 handshake succeeded")
+    except ssl.SSLError as e:
+        assert "ALERT" in str(e).upper(), e  # the server's refusal, not the client's
+    assert time.monotonic() - started <= 1.0, time.monotonic() - started
+    ok("TLS 1.1 is refused fast")
+
+    # a plaintext HTTP/2 client on the TLS port: the connection ends fast
+    started = time.monotonic()
+    with socket.create_connection(address, timeout=5) as raw:
+        raw.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 64)
+        try:
+            while raw.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    assert time.monotonic() - started <= 1.0, time.monotonic() - started
+    ok("plaintext on the TLS port is dropped fast")
 
 
 def certs(args):

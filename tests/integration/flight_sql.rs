@@ -173,7 +173,12 @@ fn tls_with_a_self_signed_ca() {
     );
     assert_all_ok(
         &out,
-        &["TLS with a self-signed CA", "TLS without the CA is refused"],
+        &[
+            "TLS with a self-signed CA",
+            "TLS without the CA is refused",
+            "TLS 1.1 is refused fast",
+            "plaintext on the TLS port is dropped fast",
+        ],
     );
 }
 

@@ -1,10 +1,12 @@
-//! Reliability M1, M2 and F7: limits that hold. A grouping larger than the
+//! Reliability M1, M2, F7 and L4: limits that hold. A grouping larger than the
 //! memory pool spills and answers exactly; a state that cannot spill fails,
 //! naming the operator and the setting, and the server serves on; spill files
 //! past `engine.spill_limit` fail the query naming the limit and leave nothing
-//! on disk.
+//! on disk; heavy queries at once under one limit answer as they do alone, or
+//! fail cleanly, and memory goes back after.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::util::pretty::pretty_format_batches;
@@ -179,4 +181,105 @@ async fn f7_spill_files_past_the_spill_limit_fail_the_query_naming_the_limit() {
         "F7",
         serde_json::json!({ "pool": pool, "spill_limit": limit, "seconds": seconds }),
     );
+}
+
+/// L4's heavy queries: a funnel, a retention, a grouping by member and SKU, a
+/// sort of every event by amount, and the RFM recipe.
+fn heavy_queries() -> [(&'static str, &'static str); 5] {
+    [
+        (
+            "funnel",
+            "SELECT level, count(*) AS members FROM (SELECT member_id, window_funnel(604800, '', \
+             ts, event = 'view', event = 'cart', event = 'pay') AS level FROM events \
+             GROUP BY member_id) GROUP BY level ORDER BY level",
+        ),
+        (
+            "retention",
+            "SELECT sum(r[1]) AS cohort, sum(r[2]) AS w1, sum(r[3]) AS w2 FROM (SELECT member_id, \
+             retention(ts < TIMESTAMP '2026-10-08 00:00:00', ts >= TIMESTAMP '2026-10-08 00:00:00' \
+             AND ts < TIMESTAMP '2026-10-15 00:00:00', ts >= TIMESTAMP '2026-10-15 00:00:00') AS r \
+             FROM orders WHERE ts >= TIMESTAMP '2026-10-01 00:00:00' GROUP BY member_id)",
+        ),
+        ("member_sku", GROUPS),
+        (
+            "sort",
+            "SELECT count(*) AS n, sum(rn * coalesce(amount, 0)) AS mix FROM (SELECT amount, \
+             row_number() OVER (ORDER BY amount, ts, member_id, event) AS rn FROM events)",
+        ),
+        ("rfm", include_str!("../../sql/recipes/rfm_segments.sql")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn l4_heavy_queries_at_once_answer_as_alone_or_fail_cleanly() {
+    let queries = heavy_queries();
+    // 8 at once in the full run (the funnel, grouping and sort twice)
+    let picks: Vec<usize> = if full() {
+        vec![0, 1, 2, 3, 4, 0, 2, 3]
+    } else {
+        vec![0, 2, 3, 4]
+    };
+    let solo = TestServer::spawn(server_config().with_env("AUDIENCE_MEMORY_LIMIT", "unlimited"));
+    let mut expected = Vec::new();
+    for (_, sql) in &queries {
+        expected.push(answer(&solo, sql).await.unwrap());
+    }
+    drop(solo);
+
+    let spill = tempfile::tempdir().unwrap();
+    let pool = if full() { "512MiB" } else { "64MB" };
+    let server = Arc::new(limited_server(pool, spill.path(), "100GB"));
+    assert_serves(&server).await;
+    let idle_kib = server.status_value("VmRSS:");
+    let started = Instant::now();
+    let running: Vec<_> = picks
+        .iter()
+        .map(|&i| {
+            let (server, sql) = (Arc::clone(&server), queries[i].1);
+            tokio::spawn(async move { answer(&server, sql).await })
+        })
+        .collect();
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    for (task, &i) in running.into_iter().zip(&picks) {
+        let name = queries[i].0;
+        match task.await.unwrap() {
+            Ok(got) => {
+                assert_eq!(
+                    got, expected[i],
+                    "{name} answered differently beside the others"
+                );
+                answered.push(name);
+            }
+            Err(e) => {
+                for needle in ["resource has been exhausted", "engine.memory_limit"] {
+                    assert!(e.contains(needle), "{name} failed otherwise: {e}");
+                }
+                println!("L4: {name} refused: {e}");
+                refused.push(name);
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_mib = server.status_value("VmHWM:") / 1024;
+    tokio::time::sleep(Duration::from_secs(size(2, 10) as u64)).await;
+    let after_mib = server.status_value("VmRSS:").saturating_sub(idle_kib) / 1024;
+    println!(
+        "L4: {} at once under {pool}: answered {answered:?}, refused {refused:?} in {seconds:.1} s; \
+         peak RSS {peak_mib} MiB, RSS +{after_mib} MiB over idle after",
+        picks.len()
+    );
+    record(
+        "L4",
+        serde_json::json!({ "queries": picks.len(), "pool": pool, "answered": answered, "refused": refused, "seconds": seconds, "peak_rss_mib": peak_mib, "rss_after_mib": after_mib }),
+    );
+    assert!(
+        answered.len() * 4 >= picks.len() * 3,
+        "fewer than 3 in 4 answered: refused {refused:?}"
+    );
+    assert!(peak_mib <= 6 * 1024, "peak RSS {peak_mib} MiB");
+    assert!(
+        after_mib <= 100,
+        "RSS {after_mib} MiB over idle after the queries"
+    );
+    assert!(files_under(spill.path()).is_empty(), "spill files left");
 }

@@ -254,3 +254,181 @@ fn a_stalled_store_fails_within_the_configured_bound() {
         run.stderr
     );
 }
+
+/// Reliability F4: the S3 server behind a fault-injecting proxy. Delayed
+/// requests still answer exactly; dropped connections and `503`s are retried,
+/// or the query fails naming the store — never a wrong or partial answer, and
+/// an export is whole or absent; a stalled store fails by the request timeout;
+/// a store that goes down fails the next query within seconds, and the server
+/// answers again when it is back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_object_store_faults_give_the_right_answer_or_a_clear_error() {
+    use crate::common::fault_proxy::{Fault, FaultProxy};
+    use crate::common::reliability::{Seeded, record, size};
+    use crate::common::test_server::{TestConfig, TestServer};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let s3 = SeaweedFs::start();
+    let data = format!("s3://{BUCKET}/tiny");
+    audience_with_env(&["gen", "--out", &data], &s3.env(SECRET_KEY)).ok();
+    let seed = Seeded::new("F4", 4).next_u64();
+    let proxy = FaultProxy::start(s3.endpoint.trim_start_matches("http://"), seed);
+    let through_proxy: Vec<(String, String)> = s3
+        .env(SECRET_KEY)
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "AWS_ENDPOINT_URL" => (k, proxy.endpoint.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    // a short request timeout, so that a stalled request fails fast
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("audience.toml");
+    std::fs::write(
+        &config,
+        "[storage.s3]\nrequest_timeout = \"2s\"\nmax_retries = 3\nretry_timeout = \"8s\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let query = |sql: &str| {
+        let args = [
+            "query", "--config", config, "--format", "csv", "--data", &data, sql,
+        ];
+        audience_with_env(&args, &through_proxy)
+    };
+    let expected = query(CHECK_SQL).ok();
+    let requests = |p: &FaultProxy| p.injected().requests.load(SeqCst);
+    assert!(
+        requests(&proxy) > 0,
+        "the queries did not go through the proxy"
+    );
+
+    // (a) 200 ms per request
+    proxy.set(Fault::Delay(Duration::from_millis(200)));
+    let started = Instant::now();
+    assert_eq!(
+        query(CHECK_SQL).ok(),
+        expected,
+        "a delayed store answered differently"
+    );
+    let delayed_s = started.elapsed().as_secs_f64();
+    assert!(proxy.injected().delayed.load(SeqCst) > 0);
+
+    // (b) 5 % dropped connections, 5 % 503s: the answer, or a clear error
+    proxy.set(Fault::Flaky {
+        drop_percent: 5,
+        unavailable_percent: 5,
+    });
+    let runs = size(3, 20);
+    let (mut answered, mut exported) = (0, 0);
+    for run in 0..runs {
+        let got = query(CHECK_SQL);
+        if got.code == 0 {
+            assert_eq!(
+                got.stdout, expected,
+                "run {run}: a flaky store answered differently"
+            );
+            answered += 1;
+        } else {
+            assert!(
+                got.stderr.contains("s3://") || got.stderr.contains("bject store"),
+                "run {run}: {}",
+                got.stderr
+            );
+        }
+        let target = format!("s3://{BUCKET}/segments/flaky-{run}.parquet");
+        let segment = "SELECT member_id FROM members WHERE member_id % 7 = 0";
+        let copied = query(&format!("COPY ({segment}) TO '{target}'"));
+        let listed = s3.list(BUCKET, "segments").unwrap_or_default();
+        let present = listed.contains(&format!("flaky-{run}.parquet"));
+        assert_eq!(
+            present,
+            copied.code == 0,
+            "run {run}: the export's outcome and the store disagree: {}",
+            copied.stderr
+        );
+        if present {
+            let back = audience_with_env(
+                &[
+                    "query",
+                    "--format",
+                    "csv",
+                    "--table",
+                    &format!("seg={target}"),
+                    "SELECT count(*) FROM seg",
+                ],
+                &s3.env(SECRET_KEY),
+            )
+            .ok();
+            assert_eq!(
+                csv_rows(&back),
+                vec![vec!["142"]],
+                "run {run}: a partial export"
+            );
+            exported += 1;
+        }
+    }
+    let (dropped, unavailable) = (
+        proxy.injected().dropped.load(SeqCst),
+        proxy.injected().unavailable.load(SeqCst),
+    );
+    assert!(dropped + unavailable > 0, "no fault was injected");
+
+    // (c) a stalled store: fails by the request timeout, never hangs
+    proxy.set(Fault::Stall);
+    let started = Instant::now();
+    let stalled = query(CHECK_SQL);
+    let stalled_s = started.elapsed().as_secs_f64();
+    assert_ne!(stalled.code, 0);
+    assert!(stalled.stderr.contains("s3://"), "{}", stalled.stderr);
+    assert!(
+        stalled_s < 20.0,
+        "a stalled store took {stalled_s:.1} s to fail"
+    );
+    assert!(proxy.injected().stalled.load(SeqCst) > 0);
+
+    // (d) down, then back: the server answers again without a restart
+    proxy.set(Fault::None);
+    let mut server_config = TestConfig::default().with_data(std::path::Path::new(&data));
+    for (k, v) in &through_proxy {
+        server_config = server_config.with_env(k, v);
+    }
+    let server = TestServer::spawn(server_config);
+    let mut client = crate::flight_protocol::login(&server, "analyst").await;
+    let mut ask = async move || {
+        let info = client
+            .execute(CHECK_SQL.into(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::flight_protocol::try_fetch(&mut client, &info).await
+    };
+    let before = ask().await.unwrap();
+    proxy.down();
+    let started = Instant::now();
+    let refused = ask().await.expect_err("answered while the store was down");
+    let down_s = started.elapsed().as_secs_f64();
+    assert!(
+        down_s <= 10.0,
+        "the first query with the store down took {down_s:.1} s"
+    );
+    assert!(
+        refused.contains("s3://") || refused.contains("bject store"),
+        "{refused}"
+    );
+    assert!(proxy.injected().refused_while_down.load(SeqCst));
+    proxy.up();
+    assert_eq!(
+        ask().await.unwrap(),
+        before,
+        "not answered after the store came back"
+    );
+
+    println!(
+        "F4: delay 200 ms: {delayed_s:.1} s; flaky ({dropped} dropped, {unavailable} 503s): {answered}/{runs} answered, \
+         {exported}/{runs} exported whole, the rest failed naming the store; stall failed in {stalled_s:.1} s; down: failed in {down_s:.1} s, answered after"
+    );
+    record(
+        "F4",
+        serde_json::json!({ "delay_s": delayed_s, "runs": runs, "answered": answered, "exported": exported, "dropped": dropped, "unavailable": unavailable, "stall_s": stalled_s, "down_s": down_s }),
+    );
+}

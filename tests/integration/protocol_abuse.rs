@@ -1,4 +1,4 @@
-//! Reliability B5 and the panic rule: requests a hostile or broken client
+//! Reliability B5, B6 (bad logins) and the panic rule: requests a hostile or broken client
 //! sends — garbage tickets, unknown commands, closed handles, a 10 MB
 //! statement, 10,000 columns, expressions nested 10,000 deep, 1,000 idle
 //! connections — and a query that panics inside the engine. Each is answered
@@ -221,5 +221,114 @@ async fn a_query_that_panics_is_an_internal_error_and_the_server_serves_on() {
     assert!(
         server.log().contains("panicked"),
         "the failpoint never fired"
+    );
+}
+
+/// Reliability B6: a brute force of bad logins (wrong passwords, unknown
+/// users, malformed credentials), each on a fresh connection, eight at a time.
+/// Each is `UNAUTHENTICATED` saying why; the server's users are served while
+/// it lasts; memory, descriptors and threads do not grow with the attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn b6_bad_logins_are_refused_and_cost_nothing_lasting() {
+    use crate::common::reliability::size;
+    use crate::common::test_server::USERS;
+    use crate::flight_protocol::try_login;
+
+    let server = TestServer::spawn(TestConfig::default());
+    let attempts = size(200, 1000);
+    let bad = async |url: String, n: usize| {
+        for i in 0..n {
+            let channel = Channel::from_shared(url.replace("grpc://", "http://"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+            let (user, password) = match i % 3 {
+                0 => ("analyst", "wrong-pw"),
+                1 => ("nobody", "analyst-pw"),
+                _ => ("", ""),
+            };
+            let e = client
+                .handshake(user, password)
+                .await
+                .expect_err("a bad login was let in");
+            let text = e.to_string();
+            // UNAUTHENTICATED, as the client prints it
+            assert!(
+                text.contains("does not have valid authentication credentials"),
+                "{text}"
+            );
+            assert!(text.contains("wrong username or password"), "{text}");
+        }
+    };
+    // warm, eight at a time as below: the first attempts fill the server's
+    // pools and its allocator's arenas (argon2 takes 19 MiB per check)
+    let warm: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(bad(server.url.clone(), 6)))
+        .collect();
+    for task in warm {
+        task.await.unwrap();
+    }
+    let (rss, fds, threads) = (
+        server.status_value("VmRSS:"),
+        server.open_fds(),
+        server.status_value("Threads:"),
+    );
+    // two waves: memory that grows with the attempts would show between them
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut rss_after = Vec::new();
+    for _wave in 0..2 {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(bad(server.url.clone(), attempts / 16)))
+            .collect();
+        // the server's users are served during the attack
+        while !tasks.iter().all(|t| t.is_finished()) {
+            let asked = std::time::Instant::now();
+            let mut client = try_login(&server.url, USERS[0].0).await.unwrap();
+            let info = client
+                .execute("SELECT 1 AS one".into(), None)
+                .await
+                .unwrap();
+            assert_eq!(first(&fetch(&mut client, &info).await), 1);
+            slowest = slowest.max(asked.elapsed());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rss_after.push(server.status_value("VmRSS:"));
+    }
+    let took = started.elapsed();
+    let (first_wave_kib, second_wave_kib) = (
+        rss_after[0].saturating_sub(rss),
+        rss_after[1].saturating_sub(rss_after[0]),
+    );
+    let (fds_after, threads_after) = (server.open_fds(), server.status_value("Threads:"));
+    println!(
+        "B6: {attempts} bad logins in {took:?}; a user's login and query took at most {slowest:?}; \
+         RSS +{first_wave_kib} KiB after the first half, +{second_wave_kib} KiB after the second; \
+         descriptors {fds} → {fds_after}, threads {threads} → {threads_after}"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a user waited {slowest:?} during the attack"
+    );
+    // the allocator may keep a few of argon2's 19 MiB blocks; nothing per attempt
+    assert!(first_wave_kib < 64 * 1024, "RSS grew {first_wave_kib} KiB");
+    assert!(
+        second_wave_kib < 8 * 1024,
+        "RSS grew {second_wave_kib} KiB more in the second half"
+    );
+    assert!(fds_after <= fds + 4, "descriptors {fds} → {fds_after}");
+    assert!(
+        threads_after <= threads + 2,
+        "threads {threads} → {threads_after}"
+    );
+    record(
+        "B6",
+        serde_json::json!({ "attempts": attempts, "seconds": took.as_secs_f64(), "slowest_user_ms": slowest.as_millis(), "rss_growth_kib": [first_wave_kib, second_wave_kib] }),
     );
 }

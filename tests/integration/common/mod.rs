@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fault_proxy;
 pub mod reliability;
 pub mod seaweed;
 pub mod test_server;
