@@ -12,6 +12,7 @@ mod expression_depth;
 mod failpoints;
 mod file_reads;
 mod file_scans;
+mod in_list_guard;
 mod member_ranges;
 mod memory;
 mod parquet_guard;

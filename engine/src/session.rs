@@ -14,6 +14,7 @@ use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
 use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
+use crate::in_list_guard::GuardInListPairs;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::scan_checks::CheckScanFiles;
@@ -57,7 +58,8 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// enforced); after them, when `in_process`, the rules for plans that run in
 /// this process (a plan that travels to Ballista executors cannot carry their
 /// nodes): yield points, and the fence that names the file of a
-/// read that fails.
+/// read that fails; and, also only in process, the guard that keeps
+/// DataFusion from merging `IN` lists wrongly.
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
@@ -70,12 +72,15 @@ pub(crate) fn context_with(
         rules.push(Arc::new(InsertYieldPoints));
         rules.push(Arc::new(FenceFileReads));
     }
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_physical_optimizer_rules(rules)
-        .build();
+        .with_physical_optimizer_rules(rules);
+    if in_process {
+        state = state.with_analyzer_rule(Arc::new(GuardInListPairs::default()));
+    }
+    let state = state.build();
     let ctx = SessionContext::new_with_state(state);
     audience_udfs::register_all(&ctx)?;
     Ok(ctx)

@@ -16,6 +16,7 @@ mod function_fuzz;
 mod function_reference;
 mod killed_server;
 mod load;
+mod logic_fuzz;
 mod member_ranges;
 mod memory_limits;
 mod object_storage;

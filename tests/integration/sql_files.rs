@@ -110,6 +110,7 @@ macro_rules! slt_files {
 slt_files!(
     bitmap,
     lifecycle_stage,
+    null_logic,
     one_id,
     retention,
     rfm,

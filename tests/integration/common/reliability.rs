@@ -17,6 +17,16 @@ pub fn size(ci: usize, full_size: usize) -> usize {
     if full() { full_size } else { ci }
 }
 
+/// How long a time-bounded fuzzer runs: `AUDIENCE_FUZZ_SECONDS`, or `ci` /
+/// `full_size` seconds.
+pub fn fuzz_budget(ci: u64, full_size: u64) -> std::time::Duration {
+    let seconds = std::env::var("AUDIENCE_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if full() { full_size } else { ci });
+    std::time::Duration::from_secs(seconds)
+}
+
 /// A server configuration over the sample, or in the full run over
 /// `AUDIENCE_RELIABILITY_DATA` (scale s).
 pub fn server_config() -> TestConfig {
