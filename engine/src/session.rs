@@ -55,11 +55,10 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// A session over `runtime` with DataFusion's defaults, every Audience function,
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
-/// enforced); after them, when `in_process`, the rules for plans that run in
-/// this process (a plan that travels to Ballista executors cannot carry their
-/// nodes): yield points, and the fence that names the file of a
-/// read that fails; and, also only in process, the guard that keeps
-/// DataFusion from merging `IN` lists wrongly.
+/// enforced). When `in_process` (a plan that travels to Ballista cannot carry
+/// their nodes), also: yield points and the fence that names the file of a
+/// failed read after the physical rules, and the guard that keeps DataFusion
+/// from merging `IN` lists wrongly among the analyzer rules.
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
