@@ -68,7 +68,7 @@ impl Output {
             .unwrap_or(Path::new("."));
         // what a killed run left beside the target goes first
         let prefix = format!(".{name}.tmp-");
-        audience_engine::remove_stale_staging(dir, &prefix);
+        audience_engine::remove_left_by_gone_processes(dir, &prefix);
         let tmp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = File::create(&tmp).map_err(|e| {
             CliError::user(format!(

@@ -13,6 +13,7 @@ mod failpoints;
 mod file_reads;
 mod file_scans;
 mod in_list_guard;
+mod leftovers;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
@@ -39,8 +40,8 @@ pub use config::{
 };
 pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
-pub use export::remove_stale_staging;
 pub use file_reads::panic_message;
+pub use leftovers::remove_left_by_gone_processes;
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,

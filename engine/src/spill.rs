@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 
 use crate::error::EngineError;
-use crate::export::remove_stale_staging;
+use crate::leftovers::remove_left_by_gone_processes;
 use crate::memory::parse_size;
 
 /// How spill folders are named: `audience-spill-PID-…`.
@@ -69,7 +69,7 @@ fn process_folder(root: &Path) -> Result<PathBuf, EngineError> {
         ))
     };
     std::fs::create_dir_all(root).map_err(cannot)?;
-    remove_stale_staging(root, FOLDER_PREFIX);
+    remove_left_by_gone_processes(root, FOLDER_PREFIX);
     let folder = tempfile::Builder::new()
         .prefix(&format!("{FOLDER_PREFIX}{}-", std::process::id()))
         .tempdir_in(root)

@@ -28,12 +28,22 @@ pub(crate) async fn login(server: &TestServer, user: &str) -> FlightSqlServiceCl
     try_login(&server.url, user).await.unwrap()
 }
 
-/// A client of the server at `url` logged in as `user`, or why not.
+/// A client of the server at `url` logged in as the test user `user`, or why not.
 pub(crate) async fn try_login(
     url: &str,
     user: &str,
 ) -> Result<FlightSqlServiceClient<Channel>, String> {
     let password = USERS.iter().find(|u| u.0 == user).unwrap().2;
+    try_login_with(url, user, password).await
+}
+
+/// A client of the server at `url` (on a new connection) logged in with
+/// `user` and `password`, or why not.
+pub(crate) async fn try_login_with(
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Result<FlightSqlServiceClient<Channel>, String> {
     let url = url.replace("grpc://", "http://");
     let channel = Channel::from_shared(url)
         .unwrap()
@@ -123,13 +133,15 @@ pub(crate) async fn flight_info_of(
 async fn start_endless_query(
     client: &mut FlightSqlServiceClient<Channel>,
 ) -> (FlightInfo, FlightRecordBatchStream) {
-    let info = client
-        .execute(
-            "SELECT value FROM generate_series(1, 2000000000)".into(),
-            None,
-        )
-        .await
-        .unwrap();
+    start_reading(client, "SELECT value FROM generate_series(1, 2000000000)").await
+}
+
+/// Starts `sql` and reads its first batch; its info and the rest of its stream.
+pub(crate) async fn start_reading(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> (FlightInfo, FlightRecordBatchStream) {
+    let info = client.execute(sql.into(), None).await.unwrap();
     let mut stream = client
         .do_get(info.endpoint[0].ticket.clone().unwrap())
         .await

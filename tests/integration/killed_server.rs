@@ -7,12 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-
 use crate::common::files_under;
 use crate::common::reliability::{full, record, server_config, size};
 use crate::common::test_server::{TestServer, free_addr};
-use crate::flight_protocol::{login, try_login};
+use crate::flight_protocol::{login, start_reading, try_login};
 use crate::load::request;
 
 /// A grouping of `rows` values, larger than the pool: it spills, and its spill
@@ -71,15 +69,7 @@ async fn f6_a_server_killed_under_load_comes_back_and_leaves_no_spill_files() {
 
     // the fault must find spill files to leave behind: a sort holds them
     let mut holder = login(&first, "analyst").await;
-    let info = holder
-        .execute(spilling(size(5_000_000, 50_000_000)), None)
-        .await
-        .unwrap();
-    let mut held = holder
-        .do_get(info.endpoint[0].ticket.clone().unwrap())
-        .await
-        .unwrap();
-    held.next().await.unwrap().unwrap();
+    let (_info, held) = start_reading(&mut holder, &spilling(size(5_000_000, 50_000_000))).await;
     let spilled = files_under(spill.path());
     assert!(
         !spilled.is_empty(),

@@ -188,9 +188,34 @@ async fn scalar(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Outc
     }
 }
 
-/// The checks of one predicate `p` on `table`: each a pair of statements
-/// that must agree, and how their values combine.
-fn checks(table: &Table, rng: &mut Seeded, p: &str) -> Vec<(String, Vec<String>, &'static str)> {
+/// How the values of a check's parts make the whole's value.
+#[derive(Debug, Clone, Copy)]
+enum Combine {
+    /// Counts add up (NULL counts as 0).
+    Sum,
+    Min,
+    Max,
+}
+
+impl Combine {
+    fn apply(self, values: &[Option<i64>]) -> Option<i64> {
+        match self {
+            Combine::Sum => Some(values.iter().map(|v| v.unwrap_or(0)).sum()),
+            Combine::Min => values.iter().flatten().min().copied(),
+            Combine::Max => values.iter().flatten().max().copied(),
+        }
+    }
+}
+
+/// One check: the whole's value must equal its parts' values combined.
+struct Check {
+    whole: String,
+    parts: Vec<String>,
+    combine: Combine,
+}
+
+/// The checks of one predicate `p` on `table`.
+fn checks(table: &Table, rng: &mut Seeded, p: &str) -> Vec<Check> {
     let t = &table.name;
     let parts = [
         format!("({p})"),
@@ -198,45 +223,45 @@ fn checks(table: &Table, rng: &mut Seeded, p: &str) -> Vec<(String, Vec<String>,
         format!("({p}) IS NULL"),
     ];
     let mut checks = vec![
-        (
-            format!("SELECT count(*) FROM {t}"),
-            parts
+        Check {
+            whole: format!("SELECT count(*) FROM {t}"),
+            parts: parts
                 .iter()
                 .map(|w| format!("SELECT count(*) FROM {t} WHERE {w}"))
                 .collect(),
-            "sum",
-        ),
-        (
-            format!("SELECT count(*) FROM {t} WHERE {p}"),
-            vec![format!(
+            combine: Combine::Sum,
+        },
+        Check {
+            whole: format!("SELECT count(*) FROM {t} WHERE {p}"),
+            parts: vec![format!(
                 "SELECT sum(CASE WHEN {p} THEN 1 ELSE 0 END) FROM {t}"
             )],
-            "sum",
-        ),
+            combine: Combine::Sum,
+        },
     ];
     let c = format!("c{}", rng.below(table.columns.len()));
-    checks.push((
-        format!("SELECT count(*) FROM (SELECT DISTINCT {c} FROM {t})"),
-        vec![format!(
+    let distinct_parts: Vec<String> = parts
+        .iter()
+        .map(|w| format!("SELECT DISTINCT {c} FROM {t} WHERE {w}"))
+        .collect();
+    checks.push(Check {
+        whole: format!("SELECT count(*) FROM (SELECT DISTINCT {c} FROM {t})"),
+        parts: vec![format!(
             "SELECT count(*) FROM ({})",
-            parts
-                .iter()
-                .map(|w| format!("SELECT DISTINCT {c} FROM {t} WHERE {w}"))
-                .collect::<Vec<_>>()
-                .join(" UNION ")
+            distinct_parts.join(" UNION ")
         )],
-        "sum",
-    ));
+        combine: Combine::Sum,
+    });
     if let Some(n) = table.column_of(rng, 0) {
-        for (agg, combine) in [("min", "min"), ("max", "max")] {
-            checks.push((
-                format!("SELECT {agg}({n}) FROM {t}"),
-                parts
+        for (agg, combine) in [("min", Combine::Min), ("max", Combine::Max)] {
+            checks.push(Check {
+                whole: format!("SELECT {agg}({n}) FROM {t}"),
+                parts: parts
                     .iter()
                     .map(|w| format!("SELECT {agg}({n}) FROM {t} WHERE {w}"))
                     .collect(),
                 combine,
-            ));
+            });
         }
     }
     checks
@@ -270,7 +295,12 @@ async fn b1_rewritten_queries_agree_and_nothing_panics() {
         }
         for _ in 0..8 {
             let p = table.predicate(&mut rng, 3);
-            for (whole, parts, combine) in checks(&table, &mut rng, &p) {
+            for Check {
+                whole,
+                parts,
+                combine,
+            } in checks(&table, &mut rng, &p)
+            {
                 queries += 1 + parts.len();
                 let Outcome::Value(expected) = scalar(&mut client, &whole).await else {
                     refused += 1;
@@ -285,18 +315,9 @@ async fn b1_rewritten_queries_agree_and_nothing_panics() {
                         }
                     }
                 }
-                let combined = match combine {
-                    "sum" => Some(values.iter().map(|v| v.unwrap_or(0)).sum()),
-                    "min" => values.iter().flatten().min().copied(),
-                    _ => values.iter().flatten().max().copied(),
-                };
-                let expected = match combine {
-                    "sum" => Some(expected.unwrap_or(0)),
-                    _ => expected,
-                };
                 assert_eq!(
-                    combined,
-                    expected,
+                    combine.apply(&values),
+                    combine.apply(&[expected]),
                     "oracle mismatch:\n  {};\n  {whole}\n  {}",
                     table.create,
                     parts.join("\n  ")

@@ -21,6 +21,13 @@ const CHECK_SQL: &str = "SELECT (SELECT count(*) FROM members) AS members, \
         (SELECT member_id, window_funnel(604800, '', ts, event = 'view', event = 'cart') AS f \
          FROM events GROUP BY member_id)) AS funnel_2";
 
+/// The rows `sql` answers over the exported object `target`, as table `seg`.
+fn read_back(target: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
+    let table = format!("seg={target}");
+    let args = ["query", "--format", "csv", "--table", &table, sql];
+    csv_rows(&audience_with_env(&args, env).ok())
+}
+
 #[test]
 fn dataset_generated_to_s3_answers_like_the_local_one() {
     let s3 = SeaweedFs::start();
@@ -104,19 +111,12 @@ fn segments_export_to_s3_whole_or_not_at_all() {
     let out = audience_with_env(&["export", "--data", &data, "--to", &target, segment], &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("exported 142 rows"), "{}", out.stderr);
-    let back = audience_with_env(
-        &[
-            "query",
-            "--format",
-            "csv",
-            "--table",
-            &format!("seg={target}"),
-            "SELECT count(*), min(member_id), max(member_id) FROM seg",
-        ],
+    let back = read_back(
+        &target,
+        "SELECT count(*), min(member_id), max(member_id) FROM seg",
         &env,
-    )
-    .ok();
-    assert_eq!(csv_rows(&back), vec![vec!["142", "7", "994"]]);
+    );
+    assert_eq!(back, vec![vec!["142", "7", "994"]]);
 
     // COPY to a CSV object
     let csv_target = format!("s3://{BUCKET}/segments/every7.csv");
@@ -348,23 +348,8 @@ async fn f4_object_store_faults_give_the_right_answer_or_a_clear_error() {
             copied.stderr
         );
         if present {
-            let back = audience_with_env(
-                &[
-                    "query",
-                    "--format",
-                    "csv",
-                    "--table",
-                    &format!("seg={target}"),
-                    "SELECT count(*) FROM seg",
-                ],
-                &s3.env(SECRET_KEY),
-            )
-            .ok();
-            assert_eq!(
-                csv_rows(&back),
-                vec![vec!["142"]],
-                "run {run}: a partial export"
-            );
+            let back = read_back(&target, "SELECT count(*) FROM seg", &s3.env(SECRET_KEY));
+            assert_eq!(back, vec![vec!["142"]], "run {run}: a partial export");
             exported += 1;
         }
     }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::common::reliability::{full, record, size};
 use crate::common::test_server::{TestConfig, TestServer};
-use crate::flight_protocol::login;
+use crate::flight_protocol::{login, start_reading};
 
 /// A result of millions of rows, computed as it streams.
 const LARGE: &str = "SELECT value, value * 2 AS twice FROM generate_series(1, 50000000)";
@@ -38,10 +38,7 @@ async fn f1_clients_that_vanish_mid_stream_leave_nothing_running() {
             .into_iter()
             .map(|mut client| {
                 tokio::spawn(async move {
-                    let info = client.execute(LARGE.into(), None).await.unwrap();
-                    let ticket = info.endpoint[0].ticket.clone().unwrap();
-                    let mut stream = client.do_get(ticket).await.unwrap();
-                    stream.next().await.unwrap().unwrap();
+                    start_reading(&mut client, LARGE).await;
                     // the connection closes with the client and its stream
                 })
             })

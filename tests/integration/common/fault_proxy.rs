@@ -4,6 +4,7 @@
 //! goes down and comes back on the same port. It counts what it injected, so a
 //! test can prove its fault fired.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -46,7 +47,9 @@ struct State {
     fault: Mutex<Fault>,
     random: Mutex<Seeded>,
     down: AtomicBool,
-    open: Mutex<Vec<TcpStream>>,
+    /// The connections being relayed (client side, upstream side), by number.
+    open: Mutex<HashMap<usize, [TcpStream; 2]>>,
+    connections: AtomicUsize,
     injected: Injected,
 }
 
@@ -68,7 +71,8 @@ impl FaultProxy {
             fault: Mutex::new(Fault::None),
             random: Mutex::new(Seeded::quiet(seed)),
             down: AtomicBool::new(false),
-            open: Mutex::new(Vec::new()),
+            open: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
             injected: Injected::default(),
         });
         let accepting = Arc::clone(&state);
@@ -86,7 +90,7 @@ impl FaultProxy {
     /// Goes down: open connections are cut and new ones refused.
     pub fn down(&self) {
         self.state.down.store(true, Ordering::SeqCst);
-        for stream in self.state.open.lock().unwrap().drain(..) {
+        for stream in self.state.open.lock().unwrap().drain().flat_map(|(_, s)| s) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -145,11 +149,9 @@ fn serve(client: TcpStream, state: Arc<State>) {
     let Ok(upstream) = TcpStream::connect(&state.upstream) else {
         return;
     };
-    {
-        let mut open = state.open.lock().unwrap();
-        open.push(client.try_clone().unwrap());
-        open.push(upstream.try_clone().unwrap());
-    }
+    let id = state.connections.fetch_add(1, Ordering::SeqCst);
+    let both = [client.try_clone().unwrap(), upstream.try_clone().unwrap()];
+    state.open.lock().unwrap().insert(id, both);
     let (mut from_upstream, mut to_client) =
         (upstream.try_clone().unwrap(), client.try_clone().unwrap());
     std::thread::spawn(move || {
@@ -203,6 +205,7 @@ fn serve(client: TcpStream, state: Arc<State>) {
     }
     let _ = from_client.shutdown(Shutdown::Both);
     let _ = to_upstream.shutdown(Shutdown::Both);
+    state.open.lock().unwrap().remove(&id);
 }
 
 /// Whether `chunk` begins an HTTP/1.1 request (object_store sends one at a
