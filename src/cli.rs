@@ -32,6 +32,10 @@ pub(crate) enum Command {
     Query(QueryArgs),
     /// Write a query's result (a segment) to a file, atomically, with a progress bar.
     Export(ExportArgs),
+    /// Load a channel's files (CSV, JSON lines, Parquet) or a query's result
+    /// into a table of the dataset, in one atomic commit; a batch loaded
+    /// before is not loaded again.
+    Load(LoadArgs),
     /// Build an index over a dataset folder.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -265,6 +269,45 @@ pub(crate) struct ExportArgs {
     /// File format; default from the extension of --to.
     #[arg(long, value_enum)]
     pub(crate) format: Option<ExportFormat>,
+}
+
+/// Arguments of `audience load`.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// The table to load into (created by its first load).
+    pub(crate) table: String,
+    /// Files, folders or globs to load (local paths or s3://); none with --sql.
+    pub(crate) sources: Vec<String>,
+    /// Engine config file (TOML).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset folder holding the table (a path, file:// or s3://bucket/prefix); default data.dir.
+    #[arg(long)]
+    pub(crate) data: Option<String>,
+    /// The sources' format; default each file's extension.
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<LoadFormat>,
+    /// Load this query's result instead of files (renames, casts and
+    /// cleaning in SQL over the raw files, e.g. read with read_csv).
+    #[arg(long, conflicts_with = "sources")]
+    pub(crate) sql: Option<String>,
+    /// The batch's id; loading a batch id again is a no-op. Default: a hash of
+    /// the sources' names, sizes and contents (of the query's text with --sql).
+    #[arg(long)]
+    pub(crate) batch_id: Option<String>,
+    #[command(flatten)]
+    pub(crate) limit: TimeoutArg,
+}
+
+/// Source formats of `audience load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LoadFormat {
+    /// Parquet files.
+    Parquet,
+    /// CSV with a header line.
+    Csv,
+    /// JSON lines: one object per line.
+    Json,
 }
 
 /// File formats of `audience export`.

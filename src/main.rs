@@ -7,6 +7,7 @@ mod error;
 mod export;
 mod generate;
 mod index;
+mod load;
 mod logging;
 mod output;
 mod query;
@@ -25,6 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
+    audience_engine::install_tls_provider();
     let cli = Cli::parse();
     logging::init(&cli.log_format);
     error::install_panic_hook();
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(args),
         Command::Query(args) => query::run(args),
         Command::Export(args) => export::run(args),
+        Command::Load(args) => load::run(args),
         Command::Index(IndexCommand::Tags(args)) => index::run_tags(args),
         Command::Serve(args) => serve::run(args),
         Command::HashPassword => serve::hash_password_command(),

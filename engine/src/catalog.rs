@@ -18,6 +18,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::delta_tables::{DeltaTableProvider, is_delta_table};
 use crate::error::EngineError;
 use crate::file_reads::fenced_future;
 use crate::parquet_guard::bad_file_message;
@@ -44,9 +45,30 @@ pub(crate) fn existing_path(table: &str, path: &Path) -> Result<PathBuf, EngineE
     Ok(path.to_path_buf())
 }
 
+/// Registers the table at `location` as `name`, declaring that its files are
+/// sorted by `sort_order` (ascending): a Delta table (a folder with
+/// `_delta_log/`), or a Parquet file or folder of files.
+pub(crate) async fn register_table(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+    sort_order: &[&str],
+) -> Result<(), EngineError> {
+    if is_delta_table(ctx, location)
+        .await
+        .map_err(|e| in_table(name, e))?
+    {
+        let table = DeltaTableProvider::open(ctx, name, location, sort_order).await?;
+        ctx.register_table(name, Arc::new(table))?;
+        tracing::debug!(table = name, %location, ?sort_order, "registered Delta table");
+        return Ok(());
+    }
+    register_parquet(ctx, name, location, sort_order).await
+}
+
 /// Registers the Parquet file or folder at `location` as table `name`, declaring
 /// that its files are sorted by `sort_order` (ascending).
-pub(crate) async fn register_parquet(
+async fn register_parquet(
     ctx: &SessionContext,
     name: &str,
     location: &Location,

@@ -5,6 +5,7 @@
 mod catalog;
 mod cluster;
 mod config;
+mod delta_tables;
 mod duration;
 mod error;
 mod export;
@@ -14,6 +15,7 @@ mod file_reads;
 mod file_scans;
 mod in_list_guard;
 mod leftovers;
+mod load;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
@@ -42,11 +44,21 @@ pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use file_reads::panic_message;
 pub use leftovers::remove_left_by_gone_processes;
+pub use load::{LoadProgress, LoadRequest, LoadSummary, MEMBER_RANGES_PROPERTY, SourceFormat};
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
 };
 pub use tag_index::TAG_BITMAPS;
+
+/// Makes ring the process's TLS provider. Two are linked (ring, which the
+/// Flight SQL server and S3 client use, and aws-lc, which Delta Lake's HTTP
+/// client brings), and rustls picks none by itself when it has two: a TLS
+/// server or client would fail to start. Call it first thing; calling it
+/// again changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 impl Dataset {
     fn registered(&self) -> Result<std::sync::MutexGuard<'_, BTreeSet<String>>, EngineError> {
@@ -123,7 +135,7 @@ impl Engine {
             if known.contains(&name) {
                 continue;
             }
-            match catalog::register_parquet(
+            match catalog::register_table(
                 &self.ctx,
                 &name,
                 &location,
@@ -138,6 +150,20 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Loads files or a query's result into a Delta table in one commit
+    /// (creating the table on its first load); see [`LoadRequest`].
+    pub async fn load(
+        &self,
+        request: &LoadRequest,
+        progress: &LoadProgress,
+    ) -> Result<LoadSummary, EngineError> {
+        let query = match &request.sql {
+            Some(sql) => Some(self.sql(sql).await?),
+            None => None,
+        };
+        load::load(&self.ctx, request, query, progress).await
     }
 
     /// The underlying DataFusion session.

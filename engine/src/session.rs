@@ -11,7 +11,7 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::EngineConfig;
-use crate::catalog::{dataset_sort_order, dataset_tables, register_parquet};
+use crate::catalog::{dataset_sort_order, dataset_tables, register_table};
 use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
 use crate::in_list_guard::GuardInListPairs;
@@ -138,14 +138,14 @@ pub(crate) async fn register_tables(
             if config.tables.contains_key(&name) {
                 continue;
             }
-            register_parquet(ctx, &name, &location, dataset_sort_order(&name)).await?;
+            register_table(ctx, &name, &location, dataset_sort_order(&name)).await?;
             from_folder.insert(name);
         }
     }
     for (name, table) in &config.tables {
         let order: Vec<&str> = table.sort_order().iter().map(String::as_str).collect();
         let location = Location::parse(&format!("table '{name}'"), table.location())?;
-        register_parquet(ctx, name, &location, &order).await?;
+        register_table(ctx, name, &location, &order).await?;
     }
     Ok(from_folder)
 }

@@ -34,6 +34,7 @@ pub async fn serve(
     check_transport(config, addr)?;
     let mut builder = Server::builder();
     if config.tls.enabled() {
+        audience_engine::install_tls_provider();
         builder = builder
             .tls_config(tls_config(config)?)
             .map_err(|e| EngineError::Config(format!("server.tls: {e}")))?;

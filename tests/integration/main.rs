@@ -25,4 +25,5 @@ mod protocol_abuse;
 mod query_cli;
 mod query_errors;
 mod sql_files;
+mod table_loads;
 mod vanishing_clients;

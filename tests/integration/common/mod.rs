@@ -167,13 +167,29 @@ pub fn test_python() -> PathBuf {
 /// test venv that `scripts/test.sh` creates, and returns its stdout; fails the test
 /// with the script's output when it exits non-zero.
 pub fn python_script(script: &str, args: &[&str]) -> String {
+    python_script_with_stdin(script, args, "")
+}
+
+/// [`python_script`] with `stdin` fed to the script.
+pub fn python_script_with_stdin(script: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(test_python())
+    let mut child = Command::new(test_python())
         .arg(root.join(script))
         .args(args)
         .env("AUDIENCE_LOG", "error")
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");

@@ -1,0 +1,386 @@
+//! Delta Lake tables: a folder or prefix holding `_delta_log/`. Each scan
+//! plans over the table's newest committed version, so a finished load is
+//! visible to the next query. The snapshot's files are read by the engine's
+//! own Parquet scan with their statistics from their footers (once per file:
+//! Delta files never change), so the member-range rule, the read fences and
+//! pruning apply as they do to plain Parquet folders.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{Statistics, project_schema};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::expressions::col as physical_col;
+use datafusion::prelude::SessionContext;
+use deltalake_core::kernel::Version;
+use deltalake_core::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore};
+use url::Url;
+
+use crate::error::EngineError;
+use crate::storage::{Location, storage_error};
+
+/// The folder of a Delta table's log.
+pub(crate) const LOG_FOLDER: &str = "_delta_log";
+
+/// Whether `location` holds a Delta table: its log folder has an entry.
+pub(crate) async fn is_delta_table(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<bool, EngineError> {
+    match location {
+        Location::Local(path) => Ok(path.join(LOG_FOLDER).is_dir()),
+        Location::S3 { .. } => {
+            let (store, _) = table_store(ctx, location)?;
+            let log = location.join(LOG_FOLDER).object_path();
+            match store.list(Some(&log)).next().await {
+                None => Ok(false),
+                Some(Ok(_)) => Ok(true),
+                Some(Err(e)) => Err(storage_error(location, e)),
+            }
+        }
+    }
+}
+
+/// The URL of the object store holding `location`, the store (the session's,
+/// with its settings and guards) and the table's URL in it.
+pub(crate) fn table_store(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<(Arc<dyn ObjectStore>, Url), EngineError> {
+    let (store_url, table_url) = match location {
+        Location::Local(path) => {
+            let path = std::path::absolute(path).map_err(|e| {
+                EngineError::Invalid(format!("cannot resolve {}: {e}", path.display()))
+            })?;
+            let url = Url::from_directory_path(&path).map_err(|()| {
+                EngineError::Invalid(format!("{} is not a usable path", path.display()))
+            })?;
+            (ObjectStoreUrl::local_filesystem(), url)
+        }
+        Location::S3 { bucket, key } => {
+            let url = Url::parse(&format!("s3://{bucket}/{key}/"))
+                .map_err(|e| EngineError::Invalid(format!("{location}: {e}")))?;
+            (ObjectStoreUrl::parse(format!("s3://{bucket}"))?, url)
+        }
+    };
+    let store = ctx.runtime_env().object_store(&store_url)?;
+    Ok((store, table_url))
+}
+
+/// The Delta log of the table at `location`, not yet loaded.
+pub(crate) fn delta_table(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<DeltaTable, EngineError> {
+    register_s3_log_stores();
+    let (store, url) = table_store(ctx, location)?;
+    let table = DeltaTableBuilder::from_url(url.clone())
+        .and_then(|b| b.with_storage_backend(store, url).build())
+        .map_err(|e| delta_error(location, e))?;
+    Ok(table)
+}
+
+/// `e`, met on the Delta table at `location`, for the user.
+pub(crate) fn delta_error(location: &Location, e: DeltaTableError) -> EngineError {
+    match e {
+        DeltaTableError::ObjectStore { source } => storage_error(location, source),
+        DeltaTableError::NotATable(_) => {
+            EngineError::NotFound(format!("{location}: not a Delta table (no {LOG_FOLDER}/)"))
+        }
+        e => EngineError::Invalid(format!("Delta table {location}: {e}")),
+    }
+}
+
+/// Commits to `s3://` tables go through the default log store: each commit
+/// is a conditional put (`If-None-Match: *`) of the next log entry, so of
+/// two writers racing for one version exactly one wins.
+fn register_s3_log_stores() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(url) = Url::parse("s3://") {
+            logstore_factories().insert(url, Arc::new(ConditionalPutLogStores));
+        }
+    });
+}
+
+#[derive(Debug)]
+struct ConditionalPutLogStores;
+
+impl LogStoreFactory for ConditionalPutLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+/// A Delta table as a table of the session, read at its newest version by
+/// each scan.
+pub(crate) struct DeltaTableProvider {
+    name: String,
+    location: Location,
+    log: tokio::sync::Mutex<DeltaTable>,
+    store_url: ObjectStoreUrl,
+    /// The table's path in its store; the log's file paths are relative to it.
+    root: ObjectPath,
+    schema: SchemaRef,
+    sort_order: Vec<String>,
+    /// Each data file's statistics, read once from its footer.
+    statistics: Mutex<HashMap<ObjectPath, Arc<Statistics>>>,
+}
+
+impl std::fmt::Debug for DeltaTableProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaTableProvider")
+            .field("name", &self.name)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// One committed version of a table: its number and data files.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) version: Version,
+    pub(crate) files: Vec<ObjectMeta>,
+}
+
+impl DeltaTableProvider {
+    /// The Delta table at `location` as table `name`, its files sorted by `sort_order`.
+    pub(crate) async fn open(
+        ctx: &SessionContext,
+        name: &str,
+        location: &Location,
+        sort_order: &[&str],
+    ) -> Result<Self, EngineError> {
+        let mut log = delta_table(ctx, location)?;
+        log.load().await.map_err(|e| delta_error(location, e))?;
+        let (_, url) = table_store(ctx, location)?;
+        let root = ObjectPath::from_url_path(url.path())
+            .map_err(|e| EngineError::Invalid(format!("{location}: {e}")))?;
+        let store_url = match location {
+            Location::Local(_) => ObjectStoreUrl::local_filesystem(),
+            Location::S3 { bucket, .. } => ObjectStoreUrl::parse(format!("s3://{bucket}"))?,
+        };
+        let snapshot = log.snapshot().map_err(|e| delta_error(location, e))?;
+        let logical = snapshot.snapshot().arrow_schema();
+        if let Some(missing) = sort_order
+            .iter()
+            .find(|c| logical.field_with_name(c).is_err())
+        {
+            return Err(EngineError::Config(format!(
+                "table '{name}': sort_order names column '{missing}', which the table does not have"
+            )));
+        }
+        let mut provider = DeltaTableProvider {
+            name: name.to_string(),
+            location: location.clone(),
+            log: tokio::sync::Mutex::new(log),
+            store_url,
+            root,
+            schema: logical,
+            sort_order: sort_order.iter().map(|c| c.to_string()).collect(),
+            statistics: Mutex::new(HashMap::new()),
+        };
+        provider.schema = provider.stored_schema(ctx).await?;
+        Ok(provider)
+    }
+
+    /// The table's columns with the types its files store them in, when they
+    /// are the log's (dictionary-encoded text stays dictionaries, so scans do
+    /// not unpack them); else the log's.
+    async fn stored_schema(&self, ctx: &SessionContext) -> Result<SchemaRef, EngineError> {
+        let logical = Arc::clone(&self.schema);
+        let snapshot = self.newest().await?;
+        let Some(first) = snapshot.files.first() else {
+            return Ok(logical);
+        };
+        let store = ctx.runtime_env().object_store(&self.store_url)?;
+        let stored = ParquetFormat::default()
+            .infer_schema(&ctx.state(), &store, std::slice::from_ref(first))
+            .await?;
+        let same = |a: &DataType, b: &DataType| match (a, b) {
+            (DataType::Dictionary(_, value), other) => value.as_ref() == other,
+            (a, b) => a == b,
+        };
+        let matches = stored.fields().len() == logical.fields().len()
+            && stored
+                .fields()
+                .iter()
+                .zip(logical.fields())
+                .all(|(s, l)| s.name() == l.name() && same(s.data_type(), l.data_type()));
+        if !matches {
+            return Ok(logical);
+        }
+        let fields: Vec<Field> = stored
+            .fields()
+            .iter()
+            .zip(logical.fields())
+            .map(|(s, l)| s.as_ref().clone().with_nullable(l.is_nullable()))
+            .collect();
+        Ok(Arc::new(Schema::new_with_metadata(
+            fields,
+            logical.metadata().clone(),
+        )))
+    }
+
+    /// The table's newest committed version.
+    pub(crate) async fn newest(&self) -> Result<Snapshot, EngineError> {
+        let mut log = self.log.lock().await;
+        log.update_state()
+            .await
+            .map_err(|e| delta_error(&self.location, e))?;
+        let state = log.snapshot().map_err(|e| delta_error(&self.location, e))?;
+        let files = state
+            .log_data()
+            .iter()
+            .map(|file| ObjectMeta {
+                location: ObjectPath::from_iter(
+                    self.root.parts().chain(file.object_store_path().parts()),
+                ),
+                last_modified: file.modification_datetime().unwrap_or_default(),
+                size: file.size().max(0) as u64,
+                e_tag: None,
+                version: None,
+            })
+            .collect();
+        Ok(Snapshot {
+            version: state.version(),
+            files,
+        })
+    }
+
+    /// `file`'s statistics from its footer, read once.
+    async fn file_statistics(
+        &self,
+        state: &dyn Session,
+        store: &Arc<dyn ObjectStore>,
+        format: &ParquetFormat,
+        file: &ObjectMeta,
+    ) -> DfResult<Arc<Statistics>> {
+        if let Some(known) = self.known_statistics()?.get(&file.location) {
+            return Ok(Arc::clone(known));
+        }
+        let statistics = Arc::new(
+            format
+                .infer_stats(state, store, Arc::clone(&self.schema), file)
+                .await?,
+        );
+        self.known_statistics()?
+            .insert(file.location.clone(), Arc::clone(&statistics));
+        Ok(statistics)
+    }
+
+    fn known_statistics(
+        &self,
+    ) -> DfResult<std::sync::MutexGuard<'_, HashMap<ObjectPath, Arc<Statistics>>>> {
+        self.statistics
+            .lock()
+            .map_err(|_| DataFusionError::Internal("statistics lock poisoned".into()))
+    }
+
+    /// The declared order of every file, if any.
+    fn output_ordering(&self) -> DfResult<Vec<LexOrdering>> {
+        let exprs = self
+            .sort_order
+            .iter()
+            .map(|c| {
+                Ok(PhysicalSortExpr::new_default(physical_col(
+                    c,
+                    &self.schema,
+                )?))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(LexOrdering::new(exprs).into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl TableProvider for DeltaTableProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = self
+            .newest()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        tracing::debug!(table = %self.name, version = snapshot.version, files = snapshot.files.len(), "reading Delta table");
+        if snapshot.files.is_empty() {
+            let schema = project_schema(&self.schema, projection)?;
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let format = ParquetFormat::default();
+        let mut files = Vec::with_capacity(snapshot.files.len());
+        for meta in snapshot.files {
+            let statistics = self.file_statistics(state, &store, &format, &meta).await?;
+            files.push(PartitionedFile::new_from_meta(meta).with_statistics(statistics));
+        }
+        // in path order, which for the engine's own writers is member order
+        files.sort_by(|a, b| a.object_meta.location.cmp(&b.object_meta.location));
+        let partitions = state.config().target_partitions().max(1);
+        let groups = partitions.min(files.len());
+        let file_groups = (0..groups)
+            .map(|g| {
+                let part = &files[g * files.len() / groups..(g + 1) * files.len() / groups];
+                FileGroup::new(part.to_vec())
+            })
+            .collect();
+        let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
+            .with_file_groups(file_groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .with_output_ordering(self.output_ordering()?)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+}

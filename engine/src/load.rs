@@ -1,0 +1,782 @@
+//! Loading a channel's files (CSV, JSON lines, Parquet) or a query's result
+//! into a Delta table, in one atomic commit: the rows are conformed to the
+//! table's columns (by name, lossless casts), sorted by the table's order, cut
+//! into its member ranges and written as one file per range; the commit
+//! records the batch, so loading the same batch again changes nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, new_null_array};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::context::SessionConfig;
+use datafusion::logical_expr::col;
+use datafusion::prelude::{CsvReadOptions, DataFrame, JsonReadOptions, SessionContext};
+use deltalake_core::DeltaTable;
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::dataset_sort_order;
+use crate::delta_tables::{delta_error, delta_table, is_delta_table, table_store};
+use crate::error::EngineError;
+use crate::storage::Location;
+
+/// The table property holding the first member id of each member range.
+pub const MEMBER_RANGES_PROPERTY: &str = "audience.memberRangeStarts";
+/// The application id prefix of the batch transactions in the log.
+const BATCH_APP_ID: &str = "audience-load:";
+/// Rows a member range of a new table aims for.
+const ROWS_PER_RANGE: u64 = 4_000_000;
+/// Fewest member ranges of a new table (when it has that many members).
+const MIN_RANGES: usize = 4;
+/// Rows per Parquet row group of the written files.
+const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// The format of a load's source files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// Parquet files.
+    Parquet,
+    /// CSV with a header line.
+    Csv,
+    /// JSON lines (one object per line).
+    Json,
+}
+
+impl SourceFormat {
+    /// The format named `text` (`parquet`, `csv`, `json`).
+    pub fn parse(text: &str) -> Result<Self, EngineError> {
+        match text.to_ascii_lowercase().as_str() {
+            "parquet" => Ok(SourceFormat::Parquet),
+            "csv" => Ok(SourceFormat::Csv),
+            "json" | "ndjson" | "jsonl" => Ok(SourceFormat::Json),
+            _ => Err(EngineError::Invalid(format!(
+                "--format {text}: use parquet, csv or json"
+            ))),
+        }
+    }
+
+    /// The format a file's name says, if any.
+    fn of_file(name: &str) -> Option<Self> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" => Some(SourceFormat::Parquet),
+            "csv" => Some(SourceFormat::Csv),
+            "json" | "ndjson" | "jsonl" => Some(SourceFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// The number of the line holding row `row` (0-based) of a file, where
+    /// lines mean something.
+    fn line(self, row: u64) -> Option<u64> {
+        match self {
+            SourceFormat::Csv => Some(row + 2),
+            SourceFormat::Json => Some(row + 1),
+            SourceFormat::Parquet => None,
+        }
+    }
+}
+
+/// What to load, and where.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// The table's name (in messages).
+    pub table: String,
+    /// The table's folder or prefix.
+    pub target: Location,
+    /// Source files, folders or globs (local or `s3://`).
+    pub sources: Vec<String>,
+    /// The sources' format; by default each file's extension.
+    pub format: Option<SourceFormat>,
+    /// A query whose result is loaded instead of files.
+    pub sql: Option<String>,
+    /// The batch's id; by default a hash of the sources (or the query's text).
+    pub batch_id: Option<String>,
+    /// The columns of the table when the load creates it, if known.
+    pub schema: Option<SchemaRef>,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// The batch's id.
+    pub batch_id: String,
+    /// Rows committed (0 when the batch was loaded before).
+    pub rows: u64,
+    /// Source files read.
+    pub files_read: usize,
+    /// Data files committed.
+    pub files_written: usize,
+    /// The table's version after the load.
+    pub version: u64,
+    /// The batch had been loaded already: nothing was written.
+    pub already_loaded: bool,
+}
+
+/// Progress of a running load, for a progress bar.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    /// Rows read from the sources so far.
+    pub rows: AtomicU64,
+    /// Bytes of source files read so far.
+    pub bytes: AtomicU64,
+}
+
+/// A source file.
+struct SourceFile {
+    url: String,
+    meta: ObjectMeta,
+    store: Arc<dyn ObjectStore>,
+    format: SourceFormat,
+}
+
+impl fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// Loads `request` into its table; see the module's documentation.
+/// `query` is the planned `request.sql`, if given.
+pub(crate) async fn load(
+    ctx: &SessionContext,
+    request: &LoadRequest,
+    query: Option<DataFrame>,
+    progress: &LoadProgress,
+) -> Result<LoadSummary, EngineError> {
+    let target = &request.target;
+    let sort_order: Vec<String> = dataset_sort_order(&request.table)
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let mut log = delta_table(ctx, target)?;
+    let exists = is_delta_table(ctx, target).await?;
+    if exists {
+        log.load().await.map_err(|e| delta_error(target, e))?;
+    }
+    let files = match &request.sql {
+        Some(_) => Vec::new(),
+        None => source_files(ctx, request).await?,
+    };
+    let batch_id = match (&request.batch_id, &request.sql) {
+        (Some(id), _) => id.clone(),
+        (None, Some(sql)) => hex(&Sha256::digest(sql.as_bytes())),
+        (None, None) => batch_hash(&files).await?,
+    };
+    let app_id = format!("{BATCH_APP_ID}{batch_id}");
+    if exists {
+        let state = log.snapshot().map_err(|e| delta_error(target, e))?;
+        let loaded = state
+            .transaction_version(log.log_store().as_ref(), &app_id)
+            .await
+            .map_err(|e| delta_error(target, e))?;
+        if loaded.is_some() {
+            return Ok(LoadSummary {
+                batch_id,
+                rows: 0,
+                files_read: 0,
+                files_written: 0,
+                version: state.version(),
+                already_loaded: true,
+            });
+        }
+    }
+    let table_schema: Option<SchemaRef> = if exists {
+        let state = log.snapshot().map_err(|e| delta_error(target, e))?;
+        Some(state.snapshot().arrow_schema())
+    } else {
+        request.schema.clone()
+    };
+    let reader = reading_context(ctx);
+    let (schema, batches) = match query {
+        Some(df) => read_conformed(df, "the query", None, table_schema, progress).await?,
+        None => read_files(&reader, &files, table_schema, progress).await?,
+    };
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    // A new table is created empty first (its columns and member ranges), so
+    // its folder never holds data files outside a committed version.
+    let log = match exists {
+        true => log,
+        false => {
+            let ranges = has_member_ranges(&schema, &sort_order)
+                .then(|| new_ranges(&batches))
+                .transpose()?;
+            create(log, &request.table, &schema, ranges.as_deref())
+                .await
+                .map_err(|e| delta_error(target, e))?
+        }
+    };
+    let ranges = stored_ranges(&log, target)?;
+    let sorted = sort(ctx, Arc::clone(&schema), batches, &sort_order).await?;
+    let (store, _) = table_store(ctx, target)?;
+    let root = table_root(ctx, target)?;
+    let written = write_ranges(&store, &root, &schema, sorted, ranges.as_deref(), &batch_id)
+        .await
+        .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+    let adds: Vec<Action> = written.iter().cloned().map(Action::Add).collect();
+    let properties =
+        CommitProperties::default().with_application_transaction(Transaction::new(&app_id, 1));
+    let state = log.snapshot().map_err(|e| delta_error(target, e))?;
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    let version = CommitBuilder::from(properties)
+        .with_actions(adds)
+        .build(Some(state), log.log_store(), operation)
+        .await
+        .map_err(|e| delta_error(target, e))?
+        .version();
+    Ok(LoadSummary {
+        batch_id,
+        rows,
+        files_read: files.len(),
+        files_written: written.len(),
+        version,
+        already_loaded: false,
+    })
+}
+
+/// A session for reading the sources in file order: one partition per file,
+/// so a row's position in its file is known.
+fn reading_context(ctx: &SessionContext) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_repartition_file_scans(false);
+    SessionContext::new_with_config_rt(config, ctx.runtime_env())
+}
+
+/// Every file the request's sources name, in path order.
+async fn source_files(
+    ctx: &SessionContext,
+    request: &LoadRequest,
+) -> Result<Vec<SourceFile>, EngineError> {
+    if request.sources.is_empty() {
+        return Err(EngineError::Invalid(
+            "name the files to load (files, folders or globs), or give --sql".into(),
+        ));
+    }
+    let state = ctx.state();
+    let mut files = Vec::new();
+    for source in &request.sources {
+        let url = ListingTableUrl::parse(source)
+            .map_err(|e| EngineError::Invalid(format!("source {source}: {e}")))?;
+        let store = state.runtime_env().object_store(url.object_store())?;
+        let found: Vec<ObjectMeta> = url
+            .list_all_files(&state, store.as_ref(), "")
+            .await
+            .map_err(|e| EngineError::Invalid(format!("source {source}: {e}")))?
+            .try_collect()
+            .await
+            .map_err(|e| EngineError::Invalid(format!("source {source}: {e}")))?;
+        let found: Vec<ObjectMeta> = found
+            .into_iter()
+            .filter(|m| m.location.filename().is_some_and(|n| !n.starts_with('.')))
+            .collect();
+        if found.is_empty() {
+            return Err(EngineError::NotFound(format!(
+                "source {source}: no files found"
+            )));
+        }
+        for meta in found {
+            // a local file by its path, an object by its URL
+            let url = match url.object_store().as_str() {
+                "file:///" => format!("/{}", meta.location),
+                store => format!("{}/{}", store.trim_end_matches('/'), meta.location),
+            };
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let Some(format) = request.format.or_else(|| SourceFormat::of_file(&name)) else {
+                return Err(EngineError::Invalid(format!(
+                    "{url}: cannot tell its format from its name; give --format parquet|csv|json"
+                )));
+            };
+            files.push(SourceFile {
+                url,
+                meta,
+                store: Arc::clone(&store),
+                format,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.url.cmp(&b.url));
+    files.dedup_by(|a, b| a.url == b.url);
+    Ok(files)
+}
+
+/// The batch id of `files`: a hash of their names, sizes and contents.
+async fn batch_hash(files: &[SourceFile]) -> Result<String, EngineError> {
+    let mut hash = Sha256::new();
+    for file in files {
+        let name = file.meta.location.filename().unwrap_or_default();
+        hash.update(name.as_bytes());
+        hash.update(file.meta.size.to_le_bytes());
+        let mut content = file
+            .store
+            .get(&file.meta.location)
+            .await
+            .map_err(|e| EngineError::Invalid(format!("cannot read {}: {e}", file.url)))?
+            .into_stream();
+        while let Some(chunk) = content.next().await {
+            let chunk = chunk
+                .map_err(|e| EngineError::Invalid(format!("cannot read {}: {e}", file.url)))?;
+            hash.update(&chunk);
+        }
+    }
+    Ok(hex(&hash.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file's rows conformed to the table's columns (the first file's
+/// columns when the table is new and its columns unknown).
+async fn read_files(
+    reader: &SessionContext,
+    files: &[SourceFile],
+    mut schema: Option<SchemaRef>,
+    progress: &LoadProgress,
+) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+    let mut all = Vec::new();
+    for file in files {
+        let df = read_file(reader, file).await?;
+        let (conformed, batches) =
+            read_conformed(df, &file.url, Some(file.format), schema.clone(), progress).await?;
+        progress.bytes.fetch_add(file.meta.size, Ordering::Relaxed);
+        schema = Some(conformed);
+        all.extend(batches);
+    }
+    let schema = schema.ok_or_else(|| EngineError::Invalid("no files to load".into()))?;
+    Ok((schema, all))
+}
+
+/// One source file as a data frame; CSV values are read as text and cast to
+/// the table's types afterwards, so a bad value is named with its line.
+async fn read_file(reader: &SessionContext, file: &SourceFile) -> Result<DataFrame, EngineError> {
+    let named = |e: datafusion::error::DataFusionError| {
+        EngineError::Invalid(format!("{}: {}", file.url, e.find_root()))
+    };
+    match file.format {
+        SourceFormat::Parquet => reader
+            .read_parquet(file.url.as_str(), Default::default())
+            .await
+            .map_err(named),
+        SourceFormat::Json => reader
+            .read_json(
+                file.url.as_str(),
+                JsonReadOptions::default().file_extension(""),
+            )
+            .await
+            .map_err(named),
+        SourceFormat::Csv => {
+            let options = CsvReadOptions::new().has_header(true).file_extension("");
+            let inferred = reader
+                .read_csv(file.url.as_str(), options.clone())
+                .await
+                .map_err(named)?;
+            let text = Schema::new(
+                inferred
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
+            );
+            reader
+                .read_csv(file.url.as_str(), options.schema(&text))
+                .await
+                .map_err(named)
+        }
+    }
+}
+
+/// `df`'s rows (from `source`) conformed to `schema` (or `df`'s own columns
+/// when `None`): columns matched by name, values cast losslessly, a row that
+/// does not fit is an error naming the source, line and column.
+async fn read_conformed(
+    df: DataFrame,
+    source: &str,
+    format: Option<SourceFormat>,
+    schema: Option<SchemaRef>,
+    progress: &LoadProgress,
+) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+    let source_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let schema = schema.unwrap_or_else(|| Arc::clone(&source_schema));
+    // the columns first: a source without a required column is an error
+    // even when it has no rows
+    conform(&RecordBatch::new_empty(Arc::clone(&source_schema)), &schema).map_err(|bad| {
+        EngineError::Invalid(format!(
+            "{source}: column {}: {}; nothing was loaded",
+            bad.column, bad.reason
+        ))
+    })?;
+    let mut stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
+    let mut batches = Vec::new();
+    let mut row = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch =
+            batch.map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
+        let conformed = conform(&batch, &schema).map_err(|bad| {
+            let place = match format.and_then(|f| f.line(row + bad.row as u64)) {
+                Some(line) => format!("line {line}"),
+                None => format!("row {}", row + bad.row as u64 + 1),
+            };
+            EngineError::Invalid(format!(
+                "{source}: {place}, column {}: {}; nothing was loaded",
+                bad.column, bad.reason
+            ))
+        })?;
+        row += batch.num_rows() as u64;
+        progress
+            .rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        batches.push(conformed);
+    }
+    Ok((schema, batches))
+}
+
+/// The first value of a batch that does not fit the table.
+#[derive(Debug)]
+struct BadValue {
+    row: usize,
+    column: String,
+    reason: String,
+}
+
+/// `batch` with `schema`'s columns: matched by name (exactly, else ignoring
+/// case), cast without loss; a missing nullable column is NULL.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, BadValue> {
+    let source = batch.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let found = source.index_of(field.name()).ok().or_else(|| {
+                source
+                    .fields()
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(field.name()))
+            });
+            let Some(index) = found else {
+                if field.is_nullable() {
+                    return Ok(new_null_array(field.data_type(), batch.num_rows()));
+                }
+                return Err(BadValue {
+                    row: 0,
+                    column: field.name().clone(),
+                    reason: "the column is missing, and the table requires it".into(),
+                });
+            };
+            conform_column(batch.column(index), field)
+        })
+        .collect::<Result<Vec<ArrayRef>, BadValue>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| BadValue {
+        row: 0,
+        column: String::new(),
+        reason: e.to_string(),
+    })
+}
+
+/// `values` cast to `field`'s type; a value the cast cannot keep, or a NULL
+/// where the table requires a value, is the error.
+fn conform_column(values: &ArrayRef, field: &Field) -> Result<ArrayRef, BadValue> {
+    let bad = |row: usize, reason: String| BadValue {
+        row,
+        column: field.name().clone(),
+        reason,
+    };
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let cast = cast_with_options(values, field.data_type(), &options).map_err(|e| {
+        bad(
+            0,
+            format!(
+                "{} values cannot become {}: {e}",
+                values.data_type(),
+                field.data_type()
+            ),
+        )
+    })?;
+    // a safe cast turns what it cannot convert into NULL
+    if cast.null_count() != values.null_count()
+        && let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && cast.is_null(i))
+    {
+        let text = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())
+            .map(|f| f.value(row).to_string())
+            .unwrap_or_default();
+        return Err(bad(
+            row,
+            format!("'{text}' is not a valid {}", field.data_type()),
+        ));
+    }
+    if !field.is_nullable()
+        && cast.null_count() > 0
+        && let Some(row) = (0..cast.len()).find(|&i| cast.is_null(i))
+    {
+        return Err(bad(row, "no value, and the table requires one".into()));
+    }
+    Ok(cast)
+}
+
+/// Whether rows of `schema` sorted by `sort_order` are cut into member ranges.
+fn has_member_ranges(schema: &Schema, sort_order: &[String]) -> bool {
+    sort_order.first().is_some_and(|c| c == "member_id")
+        && schema
+            .field_with_name("member_id")
+            .is_ok_and(|f| f.data_type() == &DataType::Int64)
+}
+
+/// The member ranges of a new table for its first rows: about
+/// [`ROWS_PER_RANGE`] rows each, at least [`MIN_RANGES`] when there are
+/// members enough; the first starts at the smallest id of all.
+fn new_ranges(batches: &[RecordBatch]) -> Result<Vec<i64>, EngineError> {
+    let mut ids: Vec<i64> = Vec::new();
+    for batch in batches {
+        let column = batch
+            .column_by_name("member_id")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| EngineError::Internal("member_id is not a BIGINT column".into()))?;
+        ids.extend(column.iter().flatten());
+    }
+    ids.sort_unstable();
+    let ranges = ((ids.len() as u64).div_ceil(ROWS_PER_RANGE) as usize).max(MIN_RANGES);
+    let mut starts: Vec<i64> = (0..ranges)
+        .filter_map(|r| ids.get(r * ids.len() / ranges).copied())
+        .collect();
+    starts.dedup();
+    if starts.is_empty() {
+        starts.push(i64::MIN);
+    }
+    starts[0] = i64::MIN;
+    Ok(starts)
+}
+
+/// The member ranges the table's properties record, if any.
+fn stored_ranges(log: &DeltaTable, target: &Location) -> Result<Option<Vec<i64>>, EngineError> {
+    let state = log.snapshot().map_err(|e| delta_error(target, e))?;
+    let configuration = state.metadata().configuration();
+    let Some(text) = configuration.get(MEMBER_RANGES_PROPERTY) else {
+        return Ok(None);
+    };
+    parse_ranges(text).map(Some).ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "{target}: table property {MEMBER_RANGES_PROPERTY} = '{text}' is not a list of ids"
+        ))
+    })
+}
+
+/// The range starts written as `a,b,c`, ascending.
+pub(crate) fn parse_ranges(text: &str) -> Option<Vec<i64>> {
+    let starts: Vec<i64> = text
+        .split(',')
+        .map(|s| s.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    (!starts.is_empty() && starts.windows(2).all(|w| w[0] < w[1])).then_some(starts)
+}
+
+/// `batches` sorted by `sort_order`.
+async fn sort(
+    ctx: &SessionContext,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    sort_order: &[String],
+) -> Result<Vec<RecordBatch>, EngineError> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut df = ctx.read_batches(batches)?;
+    let order: Vec<_> = sort_order
+        .iter()
+        .filter(|c| schema.field_with_name(c).is_ok())
+        .map(|c| col(format!("\"{c}\"")).sort(true, false))
+        .collect();
+    if !order.is_empty() {
+        df = df.sort(order)?;
+    }
+    Ok(df.collect().await?)
+}
+
+/// The path of the table's folder in its store.
+fn table_root(ctx: &SessionContext, target: &Location) -> Result<ObjectPath, EngineError> {
+    let (_, url) = table_store(ctx, target)?;
+    ObjectPath::from_url_path(url.path())
+        .map_err(|e| EngineError::Invalid(format!("{target}: {e}")))
+}
+
+/// Writes `sorted` as one file per member range that has rows (one file in
+/// all without ranges) and returns their log entries.
+async fn write_ranges(
+    store: &Arc<dyn ObjectStore>,
+    root: &ObjectPath,
+    schema: &SchemaRef,
+    sorted: Vec<RecordBatch>,
+    ranges: Option<&[i64]>,
+    batch_id: &str,
+) -> Result<Vec<Add>, Box<dyn std::error::Error + Send + Sync>> {
+    let starts = ranges.unwrap_or(&[i64::MIN]);
+    let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); starts.len()];
+    for batch in sorted {
+        match ranges.and_then(|_| batch.column_by_name("member_id")) {
+            None => pieces[0].push(batch),
+            Some(ids) => {
+                let ids = ids
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or("member_id is not a BIGINT column")?;
+                let mut from = 0;
+                while from < batch.num_rows() {
+                    let range = starts.partition_point(|s| *s <= ids.value(from)).max(1) - 1;
+                    let end = starts.get(range + 1).map_or(batch.num_rows(), |next| {
+                        from + ids.values()[from..].partition_point(|id| id < next)
+                    });
+                    pieces[range].push(batch.slice(from, end - from));
+                    from = end;
+                }
+            }
+        }
+    }
+    let unique = unique_suffix();
+    let mut adds = Vec::new();
+    for (range, batches) in pieces.into_iter().enumerate() {
+        if batches.is_empty() {
+            continue;
+        }
+        let name = format!(
+            "r{range:05}-{}-{unique}.parquet",
+            &batch_id[..batch_id.len().min(16)]
+        );
+        adds.push(write_file(store, root, &name, schema, &batches).await?);
+    }
+    Ok(adds)
+}
+
+/// A suffix no other writer's file names share.
+fn unique_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes = (nanos ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    hex(&bytes)
+}
+
+/// Writes one data file named `name` in the table's folder.
+async fn write_file(
+    store: &Arc<dyn ObjectStore>,
+    root: &ObjectPath,
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Add, Box<dyn std::error::Error + Send + Sync>> {
+    let path = root.clone().join(name);
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let writer = BufWriter::new(Arc::clone(store), path.clone());
+    let mut writer = AsyncArrowWriter::try_new(writer, Arc::clone(schema), Some(properties))?;
+    for batch in batches {
+        writer.write(batch).await?;
+    }
+    writer.close().await?;
+    let meta = store.head(&path).await?;
+    Ok(Add {
+        path: name.to_string(),
+        partition_values: HashMap::new(),
+        size: meta.size as i64,
+        modification_time: meta.last_modified.timestamp_millis(),
+        data_change: true,
+        stats: Some(file_stats(schema, batches)),
+        ..Default::default()
+    })
+}
+
+/// The Delta statistics of a file's rows: the row count, each column's NULL
+/// count, and the minimum and maximum of its integer columns.
+fn file_stats(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut nulls = serde_json::Map::new();
+    let mut mins = serde_json::Map::new();
+    let mut maxs = serde_json::Map::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let null_count: usize = batches.iter().map(|b| b.column(i).null_count()).sum();
+        nulls.insert(field.name().clone(), null_count.into());
+        if !matches!(field.data_type(), DataType::Int64 | DataType::Int32) {
+            continue;
+        }
+        let mut range: Option<(i64, i64)> = None;
+        for batch in batches {
+            let Ok(values) =
+                cast_with_options(batch.column(i), &DataType::Int64, &CastOptions::default())
+            else {
+                continue;
+            };
+            let Some(values) = values.as_any().downcast_ref::<Int64Array>() else {
+                continue;
+            };
+            for v in values.iter().flatten() {
+                range = Some(range.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))));
+            }
+        }
+        if let Some((lo, hi)) = range {
+            mins.insert(field.name().clone(), lo.into());
+            maxs.insert(field.name().clone(), hi.into());
+        }
+    }
+    serde_json::json!({
+        "numRecords": rows,
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": nulls,
+    })
+    .to_string()
+}
+
+/// Creates the table, empty: its columns and member ranges (version 0).
+async fn create(
+    log: DeltaTable,
+    name: &str,
+    schema: &SchemaRef,
+    ranges: Option<&[i64]>,
+) -> Result<DeltaTable, deltalake_core::DeltaTableError> {
+    let columns: StructType = schema.as_ref().try_into_kernel()?;
+    let mut configuration: HashMap<String, Option<String>> = HashMap::new();
+    if let Some(starts) = ranges {
+        let text: Vec<String> = starts.iter().map(i64::to_string).collect();
+        configuration.insert(MEMBER_RANGES_PROPERTY.into(), Some(text.join(",")));
+    }
+    CreateBuilder::new()
+        .with_log_store(log.log_store())
+        .with_table_name(name)
+        .with_columns(columns.fields().cloned())
+        .with_configuration(configuration)
+        .with_raise_if_key_not_exists(false)
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await
+}

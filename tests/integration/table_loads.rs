@@ -1,0 +1,445 @@
+//! `audience load` into Delta tables: a channel's CSV, JSON and Parquet exports
+//! (and a query's result) become one committed version each, visible to the
+//! next query, readable by the `deltalake` package; a batch loads once; a bad
+//! value is an error naming file, line and column, and commits nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use crate::common::{audience, csv_rows, python_script, python_script_with_stdin};
+
+/// One event row of a channel's export: member, UTC time (µs), event name.
+#[derive(Debug, Clone)]
+struct Event {
+    member: i64,
+    micros: i64,
+    event: &'static str,
+}
+
+const EVENTS: [&str; 3] = ["view", "cart", "purchase"];
+/// 2026-11-01T00:00:00Z in µs.
+const DAY: i64 = 1_793_491_200_000_000;
+
+/// `n` events of members in `members`, deterministic, on day `day` (0-based).
+fn events(n: usize, members: std::ops::Range<i64>, day: i64, seed: u64) -> Vec<Event> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    // distinct times (the row's number in µs), so the order of a member's
+    // events is never a tie
+    (0..n)
+        .map(|i| Event {
+            member: members.start + (next() % (members.end - members.start) as u64) as i64,
+            micros: DAY + day * 86_400_000_000 + (next() % 86_400) as i64 * 1_000_000 + i as i64,
+            event: EVENTS[(next() % 3) as usize],
+        })
+        .collect()
+}
+
+/// Writes `rows` as a CSV export with ISO-8601 times in +08:00 (China
+/// Standard Time) and a column the table does not have.
+fn write_csv(path: &Path, rows: &[Event]) {
+    let mut text = String::from("member_id,ts,event,channel,amount,extra\n");
+    for r in rows {
+        let local = chrono::DateTime::from_timestamp_micros(r.micros + 8 * 3_600_000_000)
+            .unwrap()
+            .naive_utc();
+        text.push_str(&format!(
+            "{},{}+08:00,{},tmall,12.5,x\n",
+            r.member,
+            local.format("%Y-%m-%dT%H:%M:%S%.6f"),
+            r.event
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes `rows` as JSON lines with times in UTC (`Z`).
+fn write_json(path: &Path, rows: &[Event]) {
+    let text: String = rows
+        .iter()
+        .map(|r| {
+            let at = chrono::DateTime::from_timestamp_micros(r.micros).unwrap();
+            format!(
+                "{{\"member_id\": {}, \"ts\": \"{}\", \"event\": \"{}\", \"channel\": \"jd\"}}\n",
+                r.member,
+                at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                r.event
+            )
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes `rows` as a Parquet file with INT member ids (cast to BIGINT on load).
+fn write_parquet(path: &Path, rows: &[Event]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("member_id", DataType::Int32, false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("channel", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(arrow::array::Int32Array::from_iter_values(
+                rows.iter().map(|r| r.member as i32),
+            )),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|r| r.micros),
+            )),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.event))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "store"))),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// Rows per member of `rows`.
+fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
+    let mut counts = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r.member).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `audience query --data DIR` with CSV output, as rows of text.
+fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
+    let out = audience(&[
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        "--format",
+        "csv",
+        sql,
+    ])
+    .ok();
+    csv_rows(&out)
+}
+
+/// Events per member as the engine counts them.
+fn counted_per_member(data: &Path) -> BTreeMap<i64, u64> {
+    query(
+        data,
+        "SELECT member_id, count(*) FROM events GROUP BY member_id ORDER BY member_id",
+    )
+    .iter()
+    .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+    .collect()
+}
+
+/// `audience load events SOURCES --data DIR`.
+fn load(data: &Path, sources: &[&Path], extra: &[&str]) -> crate::common::Run {
+    let mut args = vec!["load", "events"];
+    args.extend(sources.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--data", data.to_str().unwrap()]);
+    args.extend(extra);
+    audience(&args)
+}
+
+/// The table's committed versions (log entries).
+fn log_entries(table: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The table's data files.
+fn data_files(table: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(table)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let table = data.join("events");
+    let day1 = events(400, 1..80, 0, 1);
+    let day2 = events(300, 50..120, 1, 2);
+    let day3 = events(200, 100..150, 2, 3);
+    let (csv, json, parquet) = (
+        dir.path().join("tmall-2026-11-01.csv"),
+        dir.path().join("jd-2026-11-02.json"),
+        dir.path().join("stores-2026-11-03.parquet"),
+    );
+    write_csv(&csv, &day1);
+    write_json(&json, &day2);
+    write_parquet(&parquet, &day3);
+
+    let out = load(&data, &[&csv], &[]).ok();
+    assert!(
+        out.starts_with("loaded 400 rows from 1 files into") && out.contains("(version 1,"),
+        "{out}"
+    );
+    // the first load creates the table with DATASET.md's columns, member
+    // ranges recorded, and its rows cut into them
+    assert_eq!(log_entries(&table).len(), 2, "create + the load");
+    assert!(data_files(&table).len() >= 4, "{:?}", data_files(&table));
+    assert_eq!(counted_per_member(&data), per_member(&day1));
+    // +08:00 is converted to UTC: the earliest local time is 8 hours later
+    let first = day1.iter().map(|r| r.micros).min().unwrap();
+    let earliest = chrono::DateTime::from_timestamp_micros(first)
+        .unwrap()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    assert_eq!(query(&data, "SELECT min(ts) FROM events")[0][0], earliest);
+
+    let out = load(&data, &[&json], &[]).ok();
+    assert!(
+        out.contains("loaded 300 rows") && out.contains("(version 2,"),
+        "{out}"
+    );
+    let out = load(&data, &[&parquet], &[]).ok();
+    assert!(
+        out.contains("loaded 200 rows") && out.contains("(version 3,"),
+        "{out}"
+    );
+
+    let all: Vec<Event> = [day1, day2, day3].concat();
+    assert_eq!(counted_per_member(&data), per_member(&all));
+    // a per-member function over fresh, uncompacted files stays exact
+    let funnels = query(
+        &data,
+        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
+         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
+         WHERE level = 2",
+    );
+    assert_eq!(funnels[0][0], expected_view_then_purchase(&all).to_string());
+
+    // the deltalake package reads the same rows and columns
+    let read: serde_json::Value = serde_json::from_str(&python_script(
+        "tests/delta/read_table.py",
+        &[table.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(read["version"], 3);
+    assert_eq!(read["rows"], all.len());
+    let theirs: BTreeMap<i64, u64> = read["per_member"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(theirs, per_member(&all));
+    let columns: Vec<&str> = read["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(&columns[..2], ["member_id int64", "ts timestamp[us]"]);
+}
+
+/// Members with a view followed by a purchase within 30 days.
+fn expected_view_then_purchase(rows: &[Event]) -> usize {
+    let mut by_member: BTreeMap<i64, Vec<(i64, &str)>> = BTreeMap::new();
+    for r in rows {
+        by_member
+            .entry(r.member)
+            .or_default()
+            .push((r.micros, r.event));
+    }
+    by_member
+        .values()
+        .filter(|events| {
+            events.iter().any(|(view, e)| {
+                *e == "view"
+                    && events.iter().any(|(at, p)| {
+                        *p == "purchase" && *at > *view && *at - *view <= 30 * 86_400_000_000
+                    })
+            })
+        })
+        .count()
+}
+
+#[test]
+fn a_batch_loads_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let table = data.join("events");
+    let csv = dir.path().join("day.csv");
+    let rows = events(120, 1..30, 0, 7);
+    write_csv(&csv, &rows);
+    load(&data, &[&csv], &[]).ok();
+    let versions = log_entries(&table);
+    let files = data_files(&table);
+
+    // the same file again, under the hash of its name, size and content
+    let out = load(&data, &[&csv], &[]).ok();
+    assert!(
+        out.contains("was loaded into") && out.contains("nothing to do"),
+        "{out}"
+    );
+    // a copy under another name is another batch unless its id is given
+    let copy = dir.path().join("day-resent.csv");
+    std::fs::copy(&csv, &copy).unwrap();
+    load(&data, &[&copy], &["--batch-id", "tmall-2026-11-01"]).ok();
+    let out = load(&data, &[&copy], &["--batch-id", "tmall-2026-11-01"]).ok();
+    assert!(out.contains("nothing to do"), "{out}");
+
+    assert_eq!(log_entries(&table).len(), versions.len() + 1);
+    assert_eq!(data_files(&table).len(), files.len() * 2);
+    let doubled: BTreeMap<i64, u64> = per_member(&rows)
+        .into_iter()
+        .map(|(m, n)| (m, 2 * n))
+        .collect();
+    assert_eq!(counted_per_member(&data), doubled);
+}
+
+#[test]
+fn a_bad_value_names_file_line_and_column_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let table = data.join("events");
+    let good = dir.path().join("good.csv");
+    write_csv(&good, &events(50, 1..10, 0, 3));
+    load(&data, &[&good], &[]).ok();
+    let versions = log_entries(&table);
+    let files = data_files(&table);
+
+    let bad = dir.path().join("bad.csv");
+    let mut text = std::fs::read_to_string(&good).unwrap();
+    text = text.replacen(",12.5,", ",12,5,", 1); // line 2: one field too many
+    std::fs::write(&bad, &text).unwrap();
+    load(&data, &[&bad], &[]).user_error("bad.csv");
+
+    let lines: Vec<String> = std::fs::read_to_string(&good)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut edited = lines.clone();
+    edited[3] = edited[3].replace(",12.5,", ",twelve,");
+    std::fs::write(&bad, edited.join("\n") + "\n").unwrap();
+    load(&data, &[&bad], &[]).user_error("bad.csv: line 4, column amount: 'twelve' is not a valid");
+
+    let mut edited = lines.clone();
+    edited[5] = edited[5].replacen("+08:00", "+08:00x", 1);
+    std::fs::write(&bad, edited.join("\n") + "\n").unwrap();
+    load(&data, &[&bad], &[]).user_error("line 6, column ts");
+
+    let no_event = dir.path().join("no-event.json");
+    std::fs::write(
+        &no_event,
+        "{\"member_id\": 1, \"ts\": \"2026-11-01T00:00:00Z\", \"channel\": \"jd\"}\n",
+    )
+    .unwrap();
+    load(&data, &[&no_event], &[])
+        .user_error("column event: the column is missing, and the table requires it");
+
+    let null_member = dir.path().join("null-member.json");
+    std::fs::write(
+        &null_member,
+        "{\"member_id\": 1, \"ts\": \"2026-11-01T00:00:00Z\", \"event\": \"view\", \"channel\": \"jd\"}\n\
+         {\"member_id\": null, \"ts\": \"2026-11-01T00:00:00Z\", \"event\": \"view\", \"channel\": \"jd\"}\n",
+    )
+    .unwrap();
+    load(&data, &[&null_member], &[]).user_error("line 2, column member_id: no value");
+
+    // no rows, and not the table's columns: still an error
+    let foreign = dir.path().join("foreign.csv");
+    std::fs::write(&foreign, "order_no,total\n").unwrap();
+    load(&data, &[&foreign], &[]).user_error("column member_id: the column is missing");
+
+    load(&data, &[&dir.path().join("missing.csv")], &[]).user_error("missing.csv");
+    assert_eq!(log_entries(&table), versions, "a failed load committed");
+    assert_eq!(data_files(&table), files, "a failed load left files");
+}
+
+#[test]
+fn a_query_result_loads_with_its_renames_and_casts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let raw = dir.path().join("wecom.csv");
+    let rows = events(90, 1..40, 0, 11);
+    let mut text = String::from("uid,at_epoch_s,what\n");
+    for r in &rows {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            r.member,
+            r.micros / 1_000_000,
+            r.event
+        ));
+    }
+    std::fs::write(&raw, text).unwrap();
+    let sql = format!(
+        "CREATE EXTERNAL TABLE raw (uid INT, at_epoch_s BIGINT, what VARCHAR) STORED AS CSV \
+         LOCATION '{}' OPTIONS ('format.has_header' 'true'); \
+         SELECT uid AS member_id, to_timestamp_seconds(at_epoch_s) AS ts, what AS event, \
+         'wecom' AS channel FROM raw",
+        raw.display()
+    );
+    let out = audience(&[
+        "load",
+        "events",
+        "--data",
+        data.to_str().unwrap(),
+        "--sql",
+        &sql,
+    ])
+    .ok();
+    assert!(out.contains("loaded 90 rows from 0 files"), "{out}");
+    assert_eq!(counted_per_member(&data), per_member(&rows));
+    let channels = query(&data, "SELECT DISTINCT channel FROM events");
+    assert_eq!(channels, vec![vec!["wecom".to_string()]]);
+}
+
+#[test]
+fn a_table_written_by_deltalake_in_no_particular_layout_is_answered_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let rows = events(150, 1..60, 0, 5);
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::json!([r.member, r.micros, r.event]))
+        .collect();
+    let table = data.join("events");
+    std::fs::create_dir_all(&data).unwrap();
+    python_script_with_stdin(
+        "tests/delta/read_table.py",
+        &["--write", table.to_str().unwrap()],
+        &serde_json::Value::Array(json).to_string(),
+    );
+    assert!(data_files(&table).len() >= 3);
+    assert_eq!(counted_per_member(&data), per_member(&rows));
+    let funnels = query(
+        &data,
+        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
+         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
+         WHERE level = 2",
+    );
+    assert_eq!(
+        funnels[0][0],
+        expected_view_then_purchase(&rows).to_string()
+    );
+}
