@@ -87,6 +87,17 @@ pub(crate) fn table_store(
     Ok((store, table_url))
 }
 
+/// The path of the table's folder in its store; the log's file paths are
+/// relative to it.
+pub(crate) fn table_root(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<ObjectPath, EngineError> {
+    let (_, url) = table_store(ctx, location)?;
+    ObjectPath::from_url_path(url.path())
+        .map_err(|e| EngineError::Invalid(format!("{location}: {e}")))
+}
+
 /// The Delta log of the table at `location`, not yet loaded.
 pub(crate) fn delta_table(
     ctx: &SessionContext,
@@ -143,6 +154,35 @@ impl LogStoreFactory for ConditionalPutLogStores {
     }
 }
 
+/// `logical` (a table's columns as its log gives them) with the types of
+/// `stored` (as a writer stores them), when the two name the same columns of
+/// the same types up to dictionary encoding; `None` otherwise.
+pub(crate) fn with_stored_types(logical: &Schema, stored: &Schema) -> Option<SchemaRef> {
+    let same = |stored: &DataType, logical: &DataType| match stored {
+        DataType::Dictionary(_, value) => value.as_ref() == logical,
+        stored => stored == logical,
+    };
+    let matches = stored.fields().len() == logical.fields().len()
+        && stored
+            .fields()
+            .iter()
+            .zip(logical.fields())
+            .all(|(s, l)| s.name() == l.name() && same(s.data_type(), l.data_type()));
+    if !matches {
+        return None;
+    }
+    let fields: Vec<Field> = stored
+        .fields()
+        .iter()
+        .zip(logical.fields())
+        .map(|(s, l)| s.as_ref().clone().with_nullable(l.is_nullable()))
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        logical.metadata().clone(),
+    )))
+}
+
 /// A Delta table as a table of the session, read at its newest version by
 /// each scan.
 pub(crate) struct DeltaTableProvider {
@@ -184,9 +224,7 @@ impl DeltaTableProvider {
     ) -> Result<Self, EngineError> {
         let mut log = delta_table(ctx, location)?;
         log.load().await.map_err(|e| delta_error(location, e))?;
-        let (_, url) = table_store(ctx, location)?;
-        let root = ObjectPath::from_url_path(url.path())
-            .map_err(|e| EngineError::Invalid(format!("{location}: {e}")))?;
+        let root = table_root(ctx, location)?;
         let store_url = match location {
             Location::Local(_) => ObjectStoreUrl::local_filesystem(),
             Location::S3 { bucket, .. } => ObjectStoreUrl::parse(format!("s3://{bucket}"))?,
@@ -228,29 +266,7 @@ impl DeltaTableProvider {
         let stored = ParquetFormat::default()
             .infer_schema(&ctx.state(), &store, std::slice::from_ref(first))
             .await?;
-        let same = |a: &DataType, b: &DataType| match (a, b) {
-            (DataType::Dictionary(_, value), other) => value.as_ref() == other,
-            (a, b) => a == b,
-        };
-        let matches = stored.fields().len() == logical.fields().len()
-            && stored
-                .fields()
-                .iter()
-                .zip(logical.fields())
-                .all(|(s, l)| s.name() == l.name() && same(s.data_type(), l.data_type()));
-        if !matches {
-            return Ok(logical);
-        }
-        let fields: Vec<Field> = stored
-            .fields()
-            .iter()
-            .zip(logical.fields())
-            .map(|(s, l)| s.as_ref().clone().with_nullable(l.is_nullable()))
-            .collect();
-        Ok(Arc::new(Schema::new_with_metadata(
-            fields,
-            logical.metadata().clone(),
-        )))
+        Ok(with_stored_types(&logical, &stored).unwrap_or(logical))
     }
 
     /// The table's newest committed version.

@@ -33,7 +33,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::dataset_sort_order;
-use crate::delta_tables::{delta_error, delta_table, is_delta_table, table_store};
+use crate::delta_tables::{
+    delta_error, delta_table, is_delta_table, table_root, table_store, with_stored_types,
+};
 use crate::error::EngineError;
 use crate::storage::Location;
 
@@ -60,18 +62,6 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    /// The format named `text` (`parquet`, `csv`, `json`).
-    pub fn parse(text: &str) -> Result<Self, EngineError> {
-        match text.to_ascii_lowercase().as_str() {
-            "parquet" => Ok(SourceFormat::Parquet),
-            "csv" => Ok(SourceFormat::Csv),
-            "json" | "ndjson" | "jsonl" => Ok(SourceFormat::Json),
-            _ => Err(EngineError::Invalid(format!(
-                "--format {text}: use parquet, csv or json"
-            ))),
-        }
-    }
-
     /// The format a file's name says, if any.
     fn of_file(name: &str) -> Option<Self> {
         let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
@@ -198,9 +188,16 @@ pub(crate) async fn load(
             });
         }
     }
+    // an existing table's columns, in the known types when they agree
+    // (dictionary-encoded text), so every load writes its files alike
     let table_schema: Option<SchemaRef> = if exists {
         let state = log.snapshot().map_err(|e| delta_error(target, e))?;
-        Some(state.snapshot().arrow_schema())
+        let logical = state.snapshot().arrow_schema();
+        let known = request
+            .schema
+            .as_ref()
+            .and_then(|known| with_stored_types(&logical, known));
+        Some(known.unwrap_or(logical))
     } else {
         request.schema.clone()
     };
@@ -589,7 +586,7 @@ fn stored_ranges(log: &DeltaTable, target: &Location) -> Result<Option<Vec<i64>>
 }
 
 /// The range starts written as `a,b,c`, ascending.
-pub(crate) fn parse_ranges(text: &str) -> Option<Vec<i64>> {
+fn parse_ranges(text: &str) -> Option<Vec<i64>> {
     let starts: Vec<i64> = text
         .split(',')
         .map(|s| s.trim().parse().ok())
@@ -617,13 +614,6 @@ async fn sort(
         df = df.sort(order)?;
     }
     Ok(df.collect().await?)
-}
-
-/// The path of the table's folder in its store.
-fn table_root(ctx: &SessionContext, target: &Location) -> Result<ObjectPath, EngineError> {
-    let (_, url) = table_store(ctx, target)?;
-    ObjectPath::from_url_path(url.path())
-        .map_err(|e| EngineError::Invalid(format!("{target}: {e}")))
 }
 
 /// Writes `sorted` as one file per member range that has rows (one file in
@@ -779,4 +769,39 @@ async fn create(
         .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::ErrorIfExists)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "member_id",
+            DataType::Int64,
+            false,
+        )]));
+        let column: ArrayRef = Arc::new(Int64Array::from(values.to_vec()));
+        RecordBatch::try_new(schema, vec![column]).unwrap()
+    }
+
+    #[test]
+    fn new_ranges_start_below_every_id_and_split_the_rows_evenly() {
+        let values: Vec<i64> = (0..1000).map(|i| 5 + i / 10).collect();
+        let starts = new_ranges(&[ids(&values)]).unwrap();
+        assert_eq!(starts, vec![i64::MIN, 30, 55, 80]);
+        // fewer members than ranges: one range per member
+        assert_eq!(new_ranges(&[ids(&[7, 7, 9])]).unwrap(), vec![i64::MIN, 9]);
+        assert_eq!(new_ranges(&[]).unwrap(), vec![i64::MIN]);
+    }
+
+    #[test]
+    fn stored_ranges_parse_only_when_ascending() {
+        let text = "-9223372036854775808,13,32";
+        assert_eq!(parse_ranges(text), Some(vec![i64::MIN, 13, 32]));
+        assert_eq!(parse_ranges("1,1"), None);
+        assert_eq!(parse_ranges("3,2"), None);
+        assert_eq!(parse_ranges("1,x"), None);
+        assert_eq!(parse_ranges(""), None);
+    }
 }

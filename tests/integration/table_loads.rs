@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::common::{audience, csv_rows, python_script, python_script_with_stdin};
+use crate::common::{audience, csv_rows, python_script, python_script_with_stdin, read_file};
 
 /// One event row of a channel's export: member, UTC time (µs), event name.
 #[derive(Debug, Clone)]
@@ -156,23 +156,21 @@ fn load(data: &Path, sources: &[&Path], extra: &[&str]) -> crate::common::Run {
 
 /// The table's committed versions (log entries).
 fn log_entries(table: &Path) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    entries
+    with_extension(&table.join("_delta_log"), "json")
 }
 
 /// The table's data files.
 fn data_files(table: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(table)
+    with_extension(table, "parquet")
+}
+
+/// The files of `dir` (not below) named `*.ext`, sorted.
+fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     files.sort();
     files
@@ -223,6 +221,18 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
     assert!(
         out.contains("loaded 200 rows") && out.contains("(version 3,"),
         "{out}"
+    );
+
+    // every load writes its files in one set of types (DATASET.md's,
+    // dictionary-encoded text), whatever the source's were
+    let stored: std::collections::BTreeSet<String> = data_files(&table)
+        .iter()
+        .map(|f| format!("{:?}", read_file(f)[0].schema().fields()))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored.iter().all(|s| s.contains("Dictionary")),
+        "{stored:?}"
     );
 
     let all: Vec<Event> = [day1, day2, day3].concat();
@@ -442,4 +452,126 @@ fn a_table_written_by_deltalake_in_no_particular_layout_is_answered_exactly() {
         funnels[0][0],
         expected_view_then_purchase(&rows).to_string()
     );
+}
+
+#[test]
+fn loads_to_s3_commit_once_each_even_when_two_writers_race() {
+    use crate::common::audience_with_env;
+    use crate::common::seaweed::{BUCKET, SECRET_KEY, SeaweedFs};
+
+    let s3 = SeaweedFs::start();
+    let env = s3.env(SECRET_KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("s3://{BUCKET}/shop");
+    let days: Vec<Vec<Event>> = (0..3)
+        .map(|d| events(150, 1..40, d, 20 + d as u64))
+        .collect();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|d| dir.path().join(format!("day{d}.csv")))
+        .collect();
+    for (file, rows) in files.iter().zip(&days) {
+        write_csv(file, rows);
+    }
+    let load = |file: &Path| {
+        audience_with_env(
+            &["load", "events", file.to_str().unwrap(), "--data", &data],
+            &env,
+        )
+    };
+    let out = load(&files[0]).ok();
+    assert!(out.contains("(version 1,"), "{out}");
+    assert!(load(&files[0]).ok().contains("nothing to do"));
+
+    // two loads at once: each commit is a conditional put of the next log
+    // entry, so one wins each version and the other retries on the next
+    let racing: Vec<_> = files[1..]
+        .iter()
+        .cloned()
+        .map(|file| {
+            let (env, data) = (env.clone(), data.clone());
+            std::thread::spawn(move || {
+                audience_with_env(
+                    &["load", "events", file.to_str().unwrap(), "--data", &data],
+                    &env,
+                )
+                .ok()
+            })
+        })
+        .collect();
+    let mut versions: Vec<String> = racing
+        .into_iter()
+        .map(|t| {
+            let out = t.join().unwrap();
+            out.split("(version ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["2", "3"]);
+
+    let log = s3.list(BUCKET, "shop/events/_delta_log").unwrap();
+    assert_eq!(
+        log.iter().filter(|f| f.ends_with(".json")).count(),
+        4,
+        "{log:?}"
+    );
+    // the store refuses a second put of an existing log entry (what keeps
+    // racing writers from overwriting each other's version)
+    assert!(
+        matches!(
+            put_if_absent(&s3, "shop/events/_delta_log/00000000000000000001.json"),
+            Err(object_store::Error::AlreadyExists { .. })
+        ),
+        "SeaweedFS accepted a conditional put over an existing object"
+    );
+    assert!(put_if_absent(&s3, "shop/events/_delta_log/not-there-yet.json").is_ok());
+    let counted: BTreeMap<i64, u64> = csv_rows(
+        &audience_with_env(
+            &[
+                "query",
+                "--format",
+                "csv",
+                "--data",
+                &data,
+                "SELECT member_id, count(*) FROM events GROUP BY member_id ORDER BY member_id",
+            ],
+            &env,
+        )
+        .ok(),
+    )
+    .iter()
+    .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+    .collect();
+    assert_eq!(counted, per_member(&days.concat()));
+}
+
+/// Puts a small object at `key` only if none is there (`If-None-Match: *`).
+fn put_if_absent(
+    s3: &crate::common::seaweed::SeaweedFs,
+    key: &str,
+) -> Result<object_store::PutResult, object_store::Error> {
+    use crate::common::seaweed::{ACCESS_KEY, BUCKET, SECRET_KEY};
+    use object_store::{ObjectStore, PutMode, PutOptions};
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&s3.endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(ACCESS_KEY)
+        .with_secret_access_key(SECRET_KEY)
+        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    runtime.block_on(store.put_opts(&key.into(), "{}".into(), options))
 }
