@@ -44,7 +44,7 @@ pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use file_reads::panic_message;
 pub use leftovers::remove_left_by_gone_processes;
-pub use load::{LoadProgress, LoadRequest, LoadSummary, MEMBER_RANGES_PROPERTY, SourceFormat};
+pub use load::{LoadProgress, LoadRequest, LoadSummary, SourceFormat};
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,

@@ -40,7 +40,7 @@ use crate::error::EngineError;
 use crate::storage::Location;
 
 /// The table property holding the first member id of each member range.
-pub const MEMBER_RANGES_PROPERTY: &str = "audience.memberRangeStarts";
+const MEMBER_RANGES_PROPERTY: &str = "audience.memberRangeStarts";
 /// The application id prefix of the batch transactions in the log.
 const BATCH_APP_ID: &str = "audience-load:";
 /// Rows a member range of a new table aims for.

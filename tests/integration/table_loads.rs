@@ -10,7 +10,9 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::common::{audience, csv_rows, python_script, python_script_with_stdin, read_file};
+use crate::common::{
+    audience, audience_with_env, csv_rows, python_script, python_script_with_stdin, read_file,
+};
 
 /// One event row of a channel's export: member, UTC time (µs), event name.
 #[derive(Debug, Clone)]
@@ -122,23 +124,26 @@ fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
 
 /// `audience query --data DIR` with CSV output, as rows of text.
 fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
-    let out = audience(&[
-        "query",
-        "--data",
-        data.to_str().unwrap(),
-        "--format",
-        "csv",
-        sql,
-    ])
-    .ok();
-    csv_rows(&out)
+    query_with(data.to_str().unwrap(), sql, &[])
+}
+
+/// [`query`] over a dataset anywhere, with `env` (S3 settings).
+fn query_with(data: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
+    let args = ["query", "--data", data, "--format", "csv", sql];
+    csv_rows(&audience_with_env(&args, env).ok())
 }
 
 /// Events per member as the engine counts them.
 fn counted_per_member(data: &Path) -> BTreeMap<i64, u64> {
-    query(
+    counted_per_member_with(data.to_str().unwrap(), &[])
+}
+
+/// [`counted_per_member`] over a dataset anywhere, with `env`.
+fn counted_per_member_with(data: &str, env: &[(String, String)]) -> BTreeMap<i64, u64> {
+    query_with(
         data,
         "SELECT member_id, count(*) FROM events GROUP BY member_id ORDER BY member_id",
+        env,
     )
     .iter()
     .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
@@ -238,13 +243,10 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
     let all: Vec<Event> = [day1, day2, day3].concat();
     assert_eq!(counted_per_member(&data), per_member(&all));
     // a per-member function over fresh, uncompacted files stays exact
-    let funnels = query(
-        &data,
-        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
-         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
-         WHERE level = 2",
+    assert_eq!(
+        counted_view_then_purchase(&data),
+        expected_view_then_purchase(&all)
     );
-    assert_eq!(funnels[0][0], expected_view_then_purchase(&all).to_string());
 
     // the deltalake package reads the same rows and columns
     let read: serde_json::Value = serde_json::from_str(&python_script(
@@ -268,6 +270,18 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(&columns[..2], ["member_id int64", "ts timestamp[us]"]);
+}
+
+/// Members with a view followed by a purchase within 30 days, as
+/// `window_funnel` counts them.
+fn counted_view_then_purchase(data: &Path) -> usize {
+    let funnels = query(
+        data,
+        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
+         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
+         WHERE level = 2",
+    );
+    funnels[0][0].parse().unwrap()
 }
 
 /// Members with a view followed by a purchase within 30 days.
@@ -442,21 +456,14 @@ fn a_table_written_by_deltalake_in_no_particular_layout_is_answered_exactly() {
     );
     assert!(data_files(&table).len() >= 3);
     assert_eq!(counted_per_member(&data), per_member(&rows));
-    let funnels = query(
-        &data,
-        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
-         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
-         WHERE level = 2",
-    );
     assert_eq!(
-        funnels[0][0],
-        expected_view_then_purchase(&rows).to_string()
+        counted_view_then_purchase(&data),
+        expected_view_then_purchase(&rows)
     );
 }
 
 #[test]
 fn loads_to_s3_commit_once_each_even_when_two_writers_race() {
-    use crate::common::audience_with_env;
     use crate::common::seaweed::{BUCKET, SECRET_KEY, SeaweedFs};
 
     let s3 = SeaweedFs::start();
@@ -530,23 +537,7 @@ fn loads_to_s3_commit_once_each_even_when_two_writers_race() {
         "SeaweedFS accepted a conditional put over an existing object"
     );
     assert!(put_if_absent(&s3, "shop/events/_delta_log/not-there-yet.json").is_ok());
-    let counted: BTreeMap<i64, u64> = csv_rows(
-        &audience_with_env(
-            &[
-                "query",
-                "--format",
-                "csv",
-                "--data",
-                &data,
-                "SELECT member_id, count(*) FROM events GROUP BY member_id ORDER BY member_id",
-            ],
-            &env,
-        )
-        .ok(),
-    )
-    .iter()
-    .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
-    .collect();
+    let counted = counted_per_member_with(&data, &env);
     assert_eq!(counted, per_member(&days.concat()));
 }
 
