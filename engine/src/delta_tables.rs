@@ -37,6 +37,7 @@ use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
 use crate::error::EngineError;
+use crate::member_ranges::contiguous_groups;
 use crate::storage::{Location, storage_error};
 
 /// The folder of a Delta table's log.
@@ -382,13 +383,16 @@ impl TableProvider for DeltaTableProvider {
         }
         // in path order, which for the engine's own writers is member order
         files.sort_by(|a, b| a.object_meta.location.cmp(&b.object_meta.location));
-        let partitions = state.config().target_partitions().max(1);
-        let groups = partitions.min(files.len());
-        let file_groups = (0..groups)
-            .map(|g| {
-                let part = &files[g * files.len() / groups..(g + 1) * files.len() / groups];
-                FileGroup::new(part.to_vec())
-            })
+        // the statistics of files no longer in the table are forgotten
+        self.known_statistics()?.retain(|path, _| {
+            files
+                .binary_search_by(|f| f.object_meta.location.cmp(path))
+                .is_ok()
+        });
+        let partitions = state.config().target_partitions();
+        let file_groups = contiguous_groups(&files, partitions)
+            .into_iter()
+            .map(|group| FileGroup::new(group.to_vec()))
             .collect();
         let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), source)

@@ -9,9 +9,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, new_null_array};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::compute::{CastOptions, cast_with_options, max, min};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionConfig;
@@ -717,23 +719,10 @@ fn file_stats(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
     for (i, field) in schema.fields().iter().enumerate() {
         let null_count: usize = batches.iter().map(|b| b.column(i).null_count()).sum();
         nulls.insert(field.name().clone(), null_count.into());
-        if !matches!(field.data_type(), DataType::Int64 | DataType::Int32) {
-            continue;
-        }
-        let mut range: Option<(i64, i64)> = None;
-        for batch in batches {
-            let Ok(values) =
-                cast_with_options(batch.column(i), &DataType::Int64, &CastOptions::default())
-            else {
-                continue;
-            };
-            let Some(values) = values.as_any().downcast_ref::<Int64Array>() else {
-                continue;
-            };
-            for v in values.iter().flatten() {
-                range = Some(range.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))));
-            }
-        }
+        let range = batches
+            .iter()
+            .filter_map(|batch| int_range(batch.column(i)))
+            .reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
         if let Some((lo, hi)) = range {
             mins.insert(field.name().clone(), lo.into());
             maxs.insert(field.name().clone(), hi.into());
@@ -746,6 +735,21 @@ fn file_stats(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
         "nullCount": nulls,
     })
     .to_string()
+}
+
+/// The smallest and largest value of an integer column, if it has any.
+fn int_range(column: &ArrayRef) -> Option<(i64, i64)> {
+    match column.data_type() {
+        DataType::Int64 => {
+            let values = column.as_primitive::<Int64Type>();
+            Some((min(values)?, max(values)?))
+        }
+        DataType::Int32 => {
+            let values = column.as_primitive::<Int32Type>();
+            Some((i64::from(min(values)?), i64::from(max(values)?)))
+        }
+        _ => None,
+    }
 }
 
 /// Creates the table, empty: its columns and member ranges (version 0).

@@ -116,7 +116,7 @@ fn member_range_scan(scan: &FileScanConfig, partitions: usize) -> Option<FileSca
 
 /// `files` (sorted by range) cut into `min(partitions, files)` contiguous
 /// groups whose sizes differ by at most one file.
-fn contiguous_groups<T>(files: &[T], partitions: usize) -> Vec<&[T]> {
+pub(crate) fn contiguous_groups<T>(files: &[T], partitions: usize) -> Vec<&[T]> {
     let groups = partitions.min(files.len()).max(1);
     (0..groups)
         .map(|g| &files[g * files.len() / groups..(g + 1) * files.len() / groups])
