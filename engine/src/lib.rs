@@ -19,6 +19,7 @@ mod load;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
+mod range_merge;
 mod scan_checks;
 mod session;
 mod spill;

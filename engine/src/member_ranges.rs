@@ -1,36 +1,50 @@
 //! Member-range partitioning, decided in one place: when a scan is sorted by
-//! `member_id` and its files hold disjoint member ranges (the layout
-//! `audience gen` writes), this physical optimizer rule regroups the files into
-//! contiguous member ranges from their statistics and declares exactly those
-//! ranges as the scan's `Range` output partitioning. Every member then lies in
-//! one partition, so per-member aggregates run in one phase with no
-//! repartition — locally, and inside each scan task on a Ballista cluster
-//! (whose scheduler runs the same rule). The groups and the declared split
-//! points come from the same list, so they cannot disagree.
+//! `member_id` and its files' member ranges are known from their statistics,
+//! this physical optimizer rule clusters the files whose ranges overlap (the
+//! files of one range, one per load), cuts the clusters into contiguous
+//! groups, and declares exactly those groups' ranges as `Range` output
+//! partitioning. Every member then lies in one partition, so per-member
+//! aggregates run in one phase with no repartition — locally, and inside each
+//! scan task on a Ballista cluster (whose scheduler runs the same rule). The
+//! groups and the declared split points come from the same list, so they
+//! cannot disagree.
+//!
+//! When every cluster is one file (the layout `audience gen` and compaction
+//! write), the scan reads each group's files one after the other. Otherwise a
+//! [`MergeMemberRangesExec`] merges each group's overlapping files in the
+//! scan's order (in-process only: Ballista cannot carry the node, and there
+//! such a scan keeps DataFusion's own plan).
 
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, SplitPoint};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{LexOrdering, Partitioning, PhysicalSortExpr, RangePartitioning};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::file_scans::rewrite_file_scans;
+use crate::file_scans::file_scan;
+use crate::range_merge::MergeMemberRangesExec;
 
 /// The column whose ranges the files partition.
 const COLUMN: &str = "member_id";
 
 /// Regroups and declares range partitioning on `member_id` for scans whose
-/// files hold disjoint member ranges. It runs ahead of DataFusion's own rules,
+/// files' member ranges are known. It runs ahead of DataFusion's own rules,
 /// before distribution is enforced.
-#[derive(Debug, Default)]
-pub(crate) struct DeclareMemberRanges;
+#[derive(Debug)]
+pub(crate) struct DeclareMemberRanges {
+    /// Whether a range of several overlapping files may be merged (a plan
+    /// that travels to Ballista cannot carry the merge node).
+    pub(crate) merge_overlapping: bool,
+}
 
 impl PhysicalOptimizerRule for DeclareMemberRanges {
     fn optimize(
@@ -39,7 +53,15 @@ impl PhysicalOptimizerRule for DeclareMemberRanges {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = config.execution.target_partitions;
-        rewrite_file_scans(plan, |files| member_range_scan(files, partitions))
+        plan.transform_up(|node| {
+            match file_scan(&node)
+                .and_then(|scan| member_range_plan(scan, partitions, self.merge_overlapping))
+            {
+                Some(plan) => Ok(Transformed::yes(plan)),
+                None => Ok(Transformed::no(node)),
+            }
+        })
+        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
@@ -51,10 +73,18 @@ impl PhysicalOptimizerRule for DeclareMemberRanges {
     }
 }
 
-/// `scan` regrouped into up to `partitions` contiguous member ranges with the
-/// partitioning declared, or `None` when it declares one already, is not
-/// sorted by `member_id` first, or its files' ranges are unknown or overlap.
-fn member_range_scan(scan: &FileScanConfig, partitions: usize) -> Option<FileScanConfig> {
+/// A file with its exact member range.
+type RangedFile = (i64, i64, PartitionedFile);
+
+/// `scan` read as up to `partitions` contiguous member ranges, declared, or
+/// `None` when it declares a partitioning already, has a limit, is not sorted
+/// by `member_id` first, a file's range is unknown, all files overlap, or
+/// files overlap and `merge` is off.
+fn member_range_plan(
+    scan: &FileScanConfig,
+    partitions: usize,
+    merge: bool,
+) -> Option<Arc<dyn ExecutionPlan>> {
     if scan.output_partitioning.is_some() || scan.limit.is_some() || partitions < 2 {
         return None;
     }
@@ -70,7 +100,7 @@ fn member_range_scan(scan: &FileScanConfig, partitions: usize) -> Option<FileSca
     if !sorted_by_member {
         return None;
     }
-    let mut files: Vec<(i64, i64, PartitionedFile)> = scan
+    let mut files: Vec<RangedFile> = scan
         .file_groups
         .iter()
         .flat_map(|group| group.files().iter())
@@ -79,39 +109,82 @@ fn member_range_scan(scan: &FileScanConfig, partitions: usize) -> Option<FileSca
             Some((lo, hi, file.clone()))
         })
         .collect::<Option<_>>()?;
-    if files.len() < 2 {
+    files.sort_by_key(|(lo, hi, _)| (*lo, *hi));
+    let clusters = overlapping_clusters(files);
+    if clusters.len() < 2 {
         return None;
     }
-    files.sort_by_key(|(lo, _, _)| *lo);
-    if files.windows(2).any(|w| w[0].1 >= w[1].0) {
-        return None;
-    }
-    let groups = contiguous_groups(&files, partitions);
-    // Fewer files than partitions: the ranges above the last member are
-    // declared too, empty, so the scan has exactly `partitions` partitions
+    let groups = contiguous_groups(&clusters, partitions);
+    // Fewer clusters than partitions: the ranges above the last member are
+    // declared too, empty, so the plan has exactly `partitions` partitions
     // and distribution is not "improved" by a hash repartition.
-    let last = files.last().map(|(_, hi, _)| *hi)?;
+    let last = clusters.iter().flatten().map(|(_, hi, _)| *hi).max()?;
     let empty = (1..=(partitions - groups.len()) as i64).map(|k| last.checked_add(k));
     let split_points = groups[1..]
         .iter()
-        .map(|g| Some(g[0].0))
+        .map(|g| Some(g[0][0].0))
         .chain(empty)
         .map(|point| Some(SplitPoint::new(vec![ScalarValue::Int64(Some(point?))])))
         .collect::<Option<Vec<_>>>()?;
-    let key = PhysicalSortExpr::new_default(Arc::new(Column::new(COLUMN, index)));
-    let range = RangePartitioning::try_new(LexOrdering::new(vec![key])?, split_points).ok()?;
-    let file_groups = (0..partitions)
-        .map(|g| {
-            let files = groups.get(g).map_or(&[][..], |g| *g);
-            FileGroup::new(files.iter().map(|(_, _, f)| f.clone()).collect())
-        })
-        .collect();
-    Some(
-        FileScanConfigBuilder::from(scan.clone())
+    let file_group = |files: Vec<&RangedFile>| {
+        FileGroup::new(files.into_iter().map(|(_, _, f)| f.clone()).collect())
+    };
+    if clusters.iter().all(|c| c.len() == 1) {
+        let key = PhysicalSortExpr::new_default(Arc::new(Column::new(COLUMN, index)));
+        let range = RangePartitioning::try_new(LexOrdering::new(vec![key])?, split_points).ok()?;
+        let file_groups = (0..partitions)
+            .map(|g| file_group(groups.get(g).map_or(vec![], |g| g.iter().flatten().collect())))
+            .collect();
+        let scan = FileScanConfigBuilder::from(scan.clone())
             .with_file_groups(file_groups)
             .with_output_partitioning(Some(Partitioning::Range(range)))
-            .build(),
-    )
+            .build();
+        return Some(DataSourceExec::from_data_source(scan));
+    }
+    if !merge {
+        return None;
+    }
+    // Each group reads its clusters' files in lanes: lane j holds the j-th
+    // file of each cluster, in member order (so each lane is sorted), and
+    // the group's lanes are merged.
+    let mut lane_groups = Vec::new();
+    let mut lanes = Vec::with_capacity(partitions);
+    for g in 0..partitions {
+        let clusters = groups.get(g).copied().unwrap_or_default();
+        let width = clusters.iter().map(Vec::len).max().unwrap_or(0);
+        let first = lane_groups.len();
+        for j in 0..width {
+            lane_groups.push(file_group(clusters.iter().filter_map(|c| c.get(j)).collect()));
+        }
+        lanes.push(first..lane_groups.len());
+    }
+    let scan = FileScanConfigBuilder::from(scan.clone())
+        .with_file_groups(lane_groups)
+        .build();
+    let merge = MergeMemberRangesExec::try_new(
+        DataSourceExec::from_data_source(scan),
+        COLUMN,
+        lanes,
+        split_points,
+    )?;
+    Some(Arc::new(merge))
+}
+
+/// `files` (sorted by range start) as clusters of files whose ranges
+/// overlap, directly or through others; the clusters' ranges are disjoint
+/// and ascending.
+fn overlapping_clusters(files: Vec<RangedFile>) -> Vec<Vec<RangedFile>> {
+    let mut clusters: Vec<(i64, Vec<RangedFile>)> = Vec::new();
+    for file in files {
+        match clusters.last_mut() {
+            Some((hi, cluster)) if file.0 <= *hi => {
+                *hi = (*hi).max(file.1);
+                cluster.push(file);
+            }
+            _ => clusters.push((file.1, vec![file])),
+        }
+    }
+    clusters.into_iter().map(|(_, cluster)| cluster).collect()
 }
 
 /// `files` (sorted by range) cut into `min(partitions, files)` contiguous

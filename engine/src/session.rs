@@ -65,7 +65,12 @@ pub(crate) fn context_with(
     in_process: bool,
 ) -> datafusion::error::Result<SessionContext> {
     let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-        vec![Arc::new(CheckScanFiles), Arc::new(DeclareMemberRanges)];
+        vec![
+            Arc::new(CheckScanFiles),
+            Arc::new(DeclareMemberRanges {
+                merge_overlapping: in_process,
+            }),
+        ];
     rules.extend(PhysicalOptimizer::new().rules);
     if in_process {
         rules.push(Arc::new(InsertYieldPoints));

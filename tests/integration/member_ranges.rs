@@ -1,7 +1,8 @@
 //! Member-range partitioning: whatever the number of files and partitions, a
 //! per-member aggregate over files with disjoint member ranges plans with no
 //! repartition and answers exactly as with one partition; files whose ranges
-//! overlap are not declared range-partitioned, and answer the same too.
+//! overlap (one per load) are merged per range, with no repartition and no
+//! sort, and answer the same too.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,14 @@ const QUERY: &str = "SELECT member_id, count(*) AS events,
 /// `starts[f]..starts[f + 1]` (uneven ranges), each with a few events sorted by
 /// `(member_id, ts)`.
 fn write_events(dir: &Path, starts: &[i64]) {
+    for (f, range) in starts.windows(2).enumerate() {
+        write_file(dir, &format!("part-{f:02}"), range[0]..range[1], 0);
+    }
+}
+
+/// Writes `events/NAME.parquet` under `dir`: members `members`, each with a
+/// few events sorted by `(member_id, ts)`, at times shifted by `shift` µs.
+fn write_file(dir: &Path, name: &str, members: std::ops::Range<i64>, shift: i64) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("member_id", DataType::Int64, false),
         Field::new(
@@ -32,29 +41,27 @@ fn write_events(dir: &Path, starts: &[i64]) {
     let folder = dir.join("events");
     std::fs::create_dir_all(&folder).unwrap();
     let kinds = ["view", "cart", "pay", "search"];
-    for (f, range) in starts.windows(2).enumerate() {
-        let (mut members, mut ts, mut events) = (Vec::new(), Vec::new(), Vec::new());
-        for member in range[0]..range[1] {
-            for step in 0..(member % 5 + 1) {
-                members.push(member);
-                ts.push(1_700_000_000_000_000 + step * 600_000_000 * (member % 3 + 1));
-                events.push(kinds[((member + step) % 4) as usize]);
-            }
+    let (mut ids, mut ts, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    for member in members {
+        for step in 0..(member % 5 + 1) {
+            ids.push(member);
+            ts.push(1_700_000_000_000_000 + shift + step * 600_000_000 * (member % 3 + 1));
+            events.push(kinds[((member + step + shift) % 4) as usize]);
         }
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(Int64Array::from(members)),
-                Arc::new(TimestampMicrosecondArray::from(ts)),
-                Arc::new(StringArray::from(events)),
-            ],
-        )
-        .unwrap();
-        let file = std::fs::File::create(folder.join(format!("part-{f:02}.parquet"))).unwrap();
-        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), None).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
     }
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(TimestampMicrosecondArray::from(ts)),
+            Arc::new(StringArray::from(events)),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(folder.join(format!("{name}.parquet"))).unwrap();
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
 }
 
 async fn engine(dir: &Path, partitions: usize) -> Engine {
@@ -70,8 +77,12 @@ async fn answer(engine: &Engine) -> String {
 }
 
 async fn plan(engine: &Engine) -> String {
+    explain(engine, QUERY).await
+}
+
+async fn explain(engine: &Engine, sql: &str) -> String {
     let batches = engine
-        .sql(&format!("EXPLAIN {QUERY}"))
+        .sql(&format!("EXPLAIN {sql}"))
         .await
         .unwrap()
         .collect()
@@ -113,21 +124,58 @@ async fn disjoint_files_stream_per_member_at_any_file_and_partition_count() {
     }
 }
 
+/// The query's rows in `(member_id, ts)` order, which a scan that claims
+/// that order must deliver without a sort.
+const ROWS: &str = "SELECT member_id, ts, event FROM events ORDER BY member_id, ts";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapping_files_are_not_declared_range_partitioned() {
+async fn overlapping_files_merge_per_range_at_any_partition_count() {
     let dir = tempfile::tempdir().unwrap();
-    write_events(dir.path(), &[1, 10, 20, 30]);
-    // a fourth file with members 9..20, which the second file holds too
-    let more = tempfile::tempdir().unwrap();
-    write_events(more.path(), &[9, 20]);
-    std::fs::rename(
-        more.path().join("events/part-00.parquet"),
-        dir.path().join("events/part-03.parquet"),
-    )
-    .unwrap();
+    // a compacted layout, then three "loads" whose files overlap its ranges
+    // (times shifted so that their events interleave with the others')
+    write_events(dir.path(), &[1, 10, 20, 30, 45, 60]);
+    write_file(dir.path(), "load-1", 9..20, 300_000_000);
+    write_file(dir.path(), "load-2", 25..50, 150_000_000);
+    write_file(dir.path(), "load-3", 58..70, 450_000_000);
+    let reference = answer(&engine(dir.path(), 1).await).await;
+    let reference_rows = rows(&engine(dir.path(), 1).await).await;
+    assert!(reference.lines().count() > 60, "{reference}");
+    for partitions in [2, 3, 4, 16] {
+        let engine = engine(dir.path(), partitions).await;
+        assert_eq!(answer(&engine).await, reference, "{partitions} partitions");
+        let plan = plan(&engine).await;
+        assert!(
+            plan.contains("MergeMemberRangesExec")
+                && plan.contains("SinglePartitioned")
+                && !plan.contains("RepartitionExec")
+                && !plan.contains("SortExec"),
+            "{partitions} partitions: expected a one-phase aggregate over merged ranges:\n{plan}"
+        );
+        // the merged ranges deliver the order they claim: no sort is planned,
+        // and the rows come out as a full sort gives them
+        let plan = explain(&engine, ROWS).await;
+        assert!(!plan.contains("SortExec"), "{plan}");
+        assert_eq!(rows(&engine).await, reference_rows, "{partitions} partitions");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_all_overlap_are_not_declared_range_partitioned() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), &[1, 30]);
+    write_file(dir.path(), "load-1", 1..30, 300_000_000);
+    write_file(dir.path(), "load-2", 5..25, 150_000_000);
     let reference = answer(&engine(dir.path(), 1).await).await;
     let engine = engine(dir.path(), 3).await;
     assert_eq!(answer(&engine).await, reference);
     let plan = plan(&engine).await;
-    assert!(plan.contains("RepartitionExec"), "{plan}");
+    assert!(
+        plan.contains("RepartitionExec") && !plan.contains("MergeMemberRangesExec"),
+        "{plan}"
+    );
+}
+
+async fn rows(engine: &Engine) -> String {
+    let batches = engine.sql(ROWS).await.unwrap().collect().await.unwrap();
+    pretty_format_batches(&batches).unwrap().to_string()
 }

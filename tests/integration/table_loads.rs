@@ -242,10 +242,29 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
 
     let all: Vec<Event> = [day1, day2, day3].concat();
     assert_eq!(counted_per_member(&data), per_member(&all));
-    // a per-member function over fresh, uncompacted files stays exact
+    // a per-member function over fresh, uncompacted files stays exact, and
+    // streams: each range's files (one per load) are merged in its partition
     assert_eq!(
         counted_view_then_purchase(&data),
         expected_view_then_purchase(&all)
+    );
+    let plan = audience(&[
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        "--target-partitions",
+        "2",
+        "--format",
+        "csv",
+        &format!("EXPLAIN {VIEW_THEN_PURCHASE}"),
+    ])
+    .ok();
+    assert!(
+        plan.contains("MergeMemberRangesExec")
+            && plan.contains("SinglePartitioned")
+            && !plan.contains("RepartitionExec")
+            && !plan.contains("SortExec"),
+        "{plan}"
     );
 
     // the deltalake package reads the same rows and columns
@@ -272,15 +291,14 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
     assert_eq!(&columns[..2], ["member_id int64", "ts timestamp[us]"]);
 }
 
-/// Members with a view followed by a purchase within 30 days, as
-/// `window_funnel` counts them.
+/// Members with a view followed by a purchase within 30 days.
+const VIEW_THEN_PURCHASE: &str = "SELECT count(*) FROM (SELECT member_id, \
+    window_funnel(INTERVAL '30' DAY, '', ts, event = 'view', event = 'purchase') AS level \
+    FROM events GROUP BY member_id) WHERE level = 2";
+
+/// [`VIEW_THEN_PURCHASE`] as `window_funnel` counts them.
 fn counted_view_then_purchase(data: &Path) -> usize {
-    let funnels = query(
-        data,
-        "SELECT count(*) FROM (SELECT member_id, window_funnel(INTERVAL '30' DAY, '', ts, \
-         event = 'view', event = 'purchase') AS level FROM events GROUP BY member_id) \
-         WHERE level = 2",
-    );
+    let funnels = query(data, VIEW_THEN_PURCHASE);
     funnels[0][0].parse().unwrap()
 }
 
