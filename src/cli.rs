@@ -36,6 +36,12 @@ pub(crate) enum Command {
     /// into a table of the dataset, in one atomic commit; a batch loaded
     /// before is not loaded again.
     Load(LoadArgs),
+    /// Merge each member range's files (one per load) of Delta tables into
+    /// one sorted file, in one commit per table, while queries and loads run.
+    Compact(MaintainArgs),
+    /// Delete Delta tables' files that no version within the retention
+    /// needs (removed by compaction, or left by a crashed load).
+    Vacuum(VacuumArgs),
     /// Build an index over a dataset folder.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -297,6 +303,32 @@ pub(crate) struct LoadArgs {
     pub(crate) batch_id: Option<String>,
     #[command(flatten)]
     pub(crate) limit: TimeoutArg,
+}
+
+/// Arguments of `audience compact`.
+#[derive(Debug, Args)]
+pub(crate) struct MaintainArgs {
+    /// The tables; default every Delta table of the dataset.
+    pub(crate) tables: Vec<String>,
+    /// Engine config file (TOML).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset folder holding the tables (a path, file:// or s3://bucket/prefix); default data.dir.
+    #[arg(long)]
+    pub(crate) data: Option<String>,
+    #[command(flatten)]
+    pub(crate) limit: TimeoutArg,
+}
+
+/// Arguments of `audience vacuum`.
+#[derive(Debug, Args)]
+pub(crate) struct VacuumArgs {
+    #[command(flatten)]
+    pub(crate) tables: MaintainArgs,
+    /// Keep every file a version of this recent past needs, e.g. "7d" or
+    /// "12h" (at least 1h: a running query may read a file removed since it began).
+    #[arg(long, default_value = "7d", value_parser = audience_engine::parse_duration)]
+    pub(crate) retain: std::time::Duration,
 }
 
 /// Source formats of `audience load`.

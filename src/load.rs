@@ -12,18 +12,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{LoadArgs, LoadFormat};
 use crate::error::CliError;
-use crate::query::{base_config, run_task};
+use crate::maintain::dataset;
+use crate::query::run_task;
 
 pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
-    let mut config = base_config(args.config.as_deref())?;
-    if let Some(dir) = &args.data {
-        config.data.dir = dir.clone();
-    }
-    if config.data.dir.is_empty() {
-        return Err(CliError::user(
-            "name the dataset folder holding the table: --data DIR (or data.dir in the config)",
-        ));
-    }
+    let (config, dataset) = dataset(args.config.as_deref(), args.data.as_deref())?;
     if args.table.is_empty() || args.table.starts_with('.') || args.table.contains('/') {
         return Err(CliError::user(format!(
             "'{}' is not a table name: use letters, digits and _",
@@ -35,7 +28,6 @@ pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
             "name the files to load (files, folders or globs), or give --sql QUERY",
         ));
     }
-    let dataset = Location::parse(&format!("--data {}", config.data.dir), &config.data.dir)?;
     if let Location::Local(dir) = &dataset {
         std::fs::create_dir_all(dir).map_err(|e| {
             CliError::user(format!(

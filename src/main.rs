@@ -9,6 +9,7 @@ mod generate;
 mod index;
 mod load;
 mod logging;
+mod maintain;
 mod output;
 mod query;
 mod render;
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(args),
         Command::Export(args) => export::run(args),
         Command::Load(args) => load::run(args),
+        Command::Compact(args) => maintain::run_compact(args),
+        Command::Vacuum(args) => maintain::run_vacuum(args),
         Command::Index(IndexCommand::Tags(args)) => index::run_tags(args),
         Command::Serve(args) => serve::run(args),
         Command::HashPassword => serve::hash_password_command(),

@@ -3,12 +3,15 @@
 //! visible to the next query. The snapshot's files are read by the engine's
 //! own Parquet scan with their statistics from their footers (once per file:
 //! Delta files never change), so the member-range rule, the read fences and
-//! pruning apply as they do to plain Parquet folders.
+//! pruning apply as they do to plain Parquet folders. The table's order is
+//! declared only when every file was written here (sorted); files another
+//! writer added are read as unsorted until `audience compact` rewrites them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
+use buoyant_kernel::table_properties::TableProperties;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{Statistics, project_schema};
@@ -26,10 +29,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::expressions::col as physical_col;
 use datafusion::prelude::SessionContext;
-use deltalake_core::kernel::Version;
+use deltalake_core::kernel::transaction::TableReference;
+use deltalake_core::kernel::{EagerSnapshot, LogicalFileView, Metadata, Protocol, Version};
 use deltalake_core::logstore::{
     LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
 };
+use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
@@ -39,6 +44,7 @@ use url::Url;
 use crate::error::EngineError;
 use crate::member_ranges::contiguous_groups;
 use crate::storage::{Location, storage_error};
+use crate::table_writes::is_sorted_file;
 
 /// The folder of a Delta table's log.
 pub(crate) const LOG_FOLDER: &str = "_delta_log";
@@ -155,6 +161,57 @@ impl LogStoreFactory for ConditionalPutLogStores {
     }
 }
 
+/// A table's snapshot as the base of a commit. delta-rs built without its
+/// DataFusion integration (as here) refuses every commit to a table of
+/// writer version 2 — Spark's and the deltalake package's default — because
+/// it cannot evaluate column invariants. A table whose columns declare no
+/// invariant needs none evaluated, and what version 2 asks besides
+/// (append-only tables keep their rows) every commit here keeps, so such a
+/// table is presented to the commit check as version 1. The commit writes
+/// no protocol action: the table's version stays as it is.
+pub(crate) struct CommitBase<'a> {
+    snapshot: &'a EagerSnapshot,
+    protocol: Option<Protocol>,
+}
+
+impl<'a> CommitBase<'a> {
+    pub(crate) fn new(state: &'a DeltaTableState) -> Self {
+        let snapshot = state.snapshot();
+        let declares_invariants = serde_json::to_string(snapshot.schema().as_ref())
+            .map_or(true, |schema| schema.contains("delta.invariants"));
+        let protocol = (snapshot.protocol().min_writer_version() == 2 && !declares_invariants)
+            .then(|| {
+                let version_1 = serde_json::json!({
+                    "minReaderVersion": snapshot.protocol().min_reader_version(),
+                    "minWriterVersion": 1,
+                });
+                serde_json::from_value(version_1).ok()
+            })
+            .flatten();
+        CommitBase { snapshot, protocol }
+    }
+}
+
+impl TableReference for CommitBase<'_> {
+    fn config(&self) -> &TableProperties {
+        self.snapshot.table_properties()
+    }
+
+    fn protocol(&self) -> &Protocol {
+        self.protocol
+            .as_ref()
+            .unwrap_or_else(|| self.snapshot.protocol())
+    }
+
+    fn metadata(&self) -> &Metadata {
+        self.snapshot.metadata()
+    }
+
+    fn eager_snapshot(&self) -> &EagerSnapshot {
+        self.snapshot
+    }
+}
+
 /// `logical` (a table's columns as its log gives them) with the types of
 /// `stored` (as a writer stores them), when the two name the same columns of
 /// the same types up to dictionary encoding; `None` otherwise.
@@ -182,6 +239,17 @@ pub(crate) fn with_stored_types(logical: &Schema, stored: &Schema) -> Option<Sch
         fields,
         logical.metadata().clone(),
     )))
+}
+
+/// The object of the data file `file` of the table whose folder is `root`.
+pub(crate) fn file_meta(root: &ObjectPath, file: &LogicalFileView) -> ObjectMeta {
+    ObjectMeta {
+        location: ObjectPath::from_iter(root.parts().chain(file.object_store_path().parts())),
+        last_modified: file.modification_datetime().unwrap_or_default(),
+        size: file.size().max(0) as u64,
+        e_tag: None,
+        version: None,
+    }
 }
 
 /// A Delta table as a table of the session, read at its newest version by
@@ -280,15 +348,7 @@ impl DeltaTableProvider {
         let files = state
             .log_data()
             .iter()
-            .map(|file| ObjectMeta {
-                location: ObjectPath::from_iter(
-                    self.root.parts().chain(file.object_store_path().parts()),
-                ),
-                last_modified: file.modification_datetime().unwrap_or_default(),
-                size: file.size().max(0) as u64,
-                e_tag: None,
-                version: None,
-            })
+            .map(|file| file_meta(&self.root, &file))
             .collect();
         Ok(Snapshot {
             version: state.version(),
@@ -394,12 +454,23 @@ impl TableProvider for DeltaTableProvider {
             .into_iter()
             .map(|group| FileGroup::new(group.to_vec()))
             .collect();
+        // only files written here are known to be sorted
+        let sorted = files.iter().all(|f| {
+            f.object_meta
+                .location
+                .filename()
+                .is_some_and(is_sorted_file)
+        });
+        let ordering = match sorted {
+            true => self.output_ordering()?,
+            false => Vec::new(),
+        };
         let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
             .with_file_groups(file_groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
-            .with_output_ordering(self.output_ordering()?)
+            .with_output_ordering(ordering)
             .build();
         format.create_physical_plan(state, config).await
     }

@@ -1,7 +1,9 @@
 //! Faults a test switches on through the environment, to prove what the
 //! engine and the server do when they happen (RELIABILITY.md: "a test injects
 //! a panicking function"). With `AUDIENCE_FAILPOINTS=panic` the session has
-//! `failpoint_panic(x)`, which panics when it runs; nothing is added otherwise.
+//! `failpoint_panic(x)`, which panics when it runs; with `crash:POINT` the
+//! process aborts (as under `kill -9`: no cleanup) when it reaches `POINT`;
+//! with `pause:POINT` it waits there [`PAUSE`]. Nothing happens otherwise.
 
 use std::sync::Arc;
 
@@ -9,10 +11,33 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 
+/// How long a `pause:POINT` failpoint waits.
+pub(crate) const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether the environment switches on the failpoint `name`.
+fn enabled(name: &str) -> bool {
+    std::env::var("AUDIENCE_FAILPOINTS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|f| f.trim() == name)
+}
+
+/// A point where a test may crash the process (`crash:POINT`) or make it
+/// wait (`pause:POINT`), to prove what a crash or a race there leaves.
+pub(crate) async fn point(name: &str) {
+    if enabled(&format!("crash:{name}")) {
+        eprintln!("failpoint crash:{name}: aborting");
+        std::process::abort();
+    }
+    if enabled(&format!("pause:{name}")) {
+        eprintln!("failpoint pause:{name}: waiting {} s", PAUSE.as_secs());
+        tokio::time::sleep(PAUSE).await;
+    }
+}
+
 /// Registers the failpoints the environment switches on.
 pub(crate) fn register(ctx: &SessionContext) {
-    let on = std::env::var("AUDIENCE_FAILPOINTS").unwrap_or_default();
-    if on.split(',').any(|f| f.trim() == "panic") {
+    if enabled("panic") {
         tracing::warn!("failpoint_panic() is registered (AUDIENCE_FAILPOINTS=panic)");
         ctx.register_udf(create_udf(
             "failpoint_panic",

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod cluster;
+mod compact;
 mod config;
 mod delta_tables;
 mod duration;
@@ -24,7 +25,9 @@ mod scan_checks;
 mod session;
 mod spill;
 mod storage;
+mod table_writes;
 mod tag_index;
+mod vacuum;
 mod yield_points;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -37,6 +40,7 @@ use datafusion::sql::sqlparser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 pub use cluster::{ClusterConfig, ExecutionMode, run_executor, run_scheduler};
+pub use compact::CompactSummary;
 pub use config::{
     DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, FOREIGN_SECTIONS, TableConfig,
     layered_toml, read_config_file,
@@ -51,6 +55,7 @@ pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
 };
 pub use tag_index::TAG_BITMAPS;
+pub use vacuum::{MIN_RETENTION, VacuumSummary};
 
 /// Makes ring the process's TLS provider. Two are linked (ring, which the
 /// Flight SQL server and S3 client use, and aws-lc, which Delta Lake's HTTP
@@ -165,6 +170,50 @@ impl Engine {
             None => None,
         };
         load::load(&self.ctx, request, query, progress).await
+    }
+
+    /// Merges each member range's files of the Delta table `table` at
+    /// `target` into one sorted file, in one commit that changes no data.
+    pub async fn compact(
+        &self,
+        table: &str,
+        target: &Location,
+    ) -> Result<CompactSummary, EngineError> {
+        compact::compact(&self.ctx, table, target).await
+    }
+
+    /// Deletes the files of the Delta table at `target` that no version of
+    /// the last `retain` needs; see [`MIN_RETENTION`].
+    pub async fn vacuum(
+        &self,
+        target: &Location,
+        retain: std::time::Duration,
+    ) -> Result<VacuumSummary, EngineError> {
+        vacuum::vacuum(&self.ctx, target, retain, None).await
+    }
+
+    /// [`Engine::vacuum`] as a run at `now` (ms since the epoch) would do it.
+    pub async fn vacuum_as_of(
+        &self,
+        target: &Location,
+        retain: std::time::Duration,
+        now: i64,
+    ) -> Result<VacuumSummary, EngineError> {
+        vacuum::vacuum(&self.ctx, target, retain, Some(now)).await
+    }
+
+    /// The Delta tables of the dataset folder, by name.
+    pub async fn delta_tables(&self) -> Result<Vec<(String, Location)>, EngineError> {
+        let Some(dataset) = &self.dataset else {
+            return Ok(Vec::new());
+        };
+        let mut tables = Vec::new();
+        for (name, location) in catalog::dataset_tables(&self.ctx, &dataset.dir).await? {
+            if delta_tables::is_delta_table(&self.ctx, &location).await? {
+                tables.push((name, location));
+            }
+        }
+        Ok(tables)
     }
 
     /// The underlying DataFusion session.

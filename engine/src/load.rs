@@ -4,53 +4,39 @@
 //! into its member ranges and written as one file per range; the commit
 //! records the batch, so loading the same batch again changes nothing.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, new_null_array};
-use datafusion::arrow::compute::{CastOptions, cast_with_options, max, min};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionConfig;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{CsvReadOptions, DataFrame, JsonReadOptions, SessionContext};
-use deltalake_core::DeltaTable;
-use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Add, StructType, Transaction};
-use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::kernel::{Action, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use futures::{StreamExt, TryStreamExt};
-use object_store::buffered::BufWriter;
-use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::dataset_sort_order;
 use crate::delta_tables::{
-    delta_error, delta_table, is_delta_table, table_root, table_store, with_stored_types,
+    CommitBase, delta_error, delta_table, is_delta_table, table_root, table_store,
+    with_stored_types,
 };
 use crate::error::EngineError;
+use crate::failpoints;
 use crate::storage::Location;
+use crate::table_writes::{
+    create, has_member_ranges, hex, new_ranges, stored_ranges, write_ranges,
+};
 
-/// The table property holding the first member id of each member range.
-const MEMBER_RANGES_PROPERTY: &str = "audience.memberRangeStarts";
 /// The application id prefix of the batch transactions in the log.
 const BATCH_APP_ID: &str = "audience-load:";
-/// Rows a member range of a new table aims for.
-const ROWS_PER_RANGE: u64 = 4_000_000;
-/// Fewest member ranges of a new table (when it has that many members).
-const MIN_RANGES: usize = 4;
-/// Rows per Parquet row group of the written files.
-const ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// The format of a load's source files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +195,7 @@ pub(crate) async fn load(
         None => read_files(&reader, &files, table_schema, progress).await?,
     };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    failpoints::point("load:read").await;
     // A new table is created empty first (its columns and member ranges), so
     // its folder never holds data files outside a committed version.
     let log = match exists {
@@ -222,6 +209,7 @@ pub(crate) async fn load(
                 .map_err(|e| delta_error(target, e))?
         }
     };
+    failpoints::point("load:created").await;
     let ranges = stored_ranges(&log, target)?;
     let sorted = sort(ctx, Arc::clone(&schema), batches, &sort_order).await?;
     let (store, _) = table_store(ctx, target)?;
@@ -229,6 +217,7 @@ pub(crate) async fn load(
     let written = write_ranges(&store, &root, &schema, sorted, ranges.as_deref(), &batch_id)
         .await
         .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+    failpoints::point("load:files_written").await;
     let adds: Vec<Action> = written.iter().cloned().map(Action::Add).collect();
     let properties =
         CommitProperties::default().with_application_transaction(Transaction::new(&app_id, 1));
@@ -240,10 +229,11 @@ pub(crate) async fn load(
     };
     let version = CommitBuilder::from(properties)
         .with_actions(adds)
-        .build(Some(state), log.log_store(), operation)
+        .build(Some(&CommitBase::new(state)), log.log_store(), operation)
         .await
         .map_err(|e| delta_error(target, e))?
         .version();
+    failpoints::point("load:committed").await;
     Ok(LoadSummary {
         batch_id,
         rows,
@@ -340,10 +330,6 @@ async fn batch_hash(files: &[SourceFile]) -> Result<String, EngineError> {
         }
     }
     Ok(hex(&hash.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every file's rows conformed to the table's columns (the first file's
@@ -540,62 +526,6 @@ fn conform_column(values: &ArrayRef, field: &Field) -> Result<ArrayRef, BadValue
     Ok(cast)
 }
 
-/// Whether rows of `schema` sorted by `sort_order` are cut into member ranges.
-fn has_member_ranges(schema: &Schema, sort_order: &[String]) -> bool {
-    sort_order.first().is_some_and(|c| c == "member_id")
-        && schema
-            .field_with_name("member_id")
-            .is_ok_and(|f| f.data_type() == &DataType::Int64)
-}
-
-/// The member ranges of a new table for its first rows: about
-/// [`ROWS_PER_RANGE`] rows each, at least [`MIN_RANGES`] when there are
-/// members enough; the first starts at the smallest id of all.
-fn new_ranges(batches: &[RecordBatch]) -> Result<Vec<i64>, EngineError> {
-    let mut ids: Vec<i64> = Vec::new();
-    for batch in batches {
-        let column = batch
-            .column_by_name("member_id")
-            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-            .ok_or_else(|| EngineError::Internal("member_id is not a BIGINT column".into()))?;
-        ids.extend(column.iter().flatten());
-    }
-    ids.sort_unstable();
-    let ranges = ((ids.len() as u64).div_ceil(ROWS_PER_RANGE) as usize).max(MIN_RANGES);
-    let mut starts: Vec<i64> = (0..ranges)
-        .filter_map(|r| ids.get(r * ids.len() / ranges).copied())
-        .collect();
-    starts.dedup();
-    if starts.is_empty() {
-        starts.push(i64::MIN);
-    }
-    starts[0] = i64::MIN;
-    Ok(starts)
-}
-
-/// The member ranges the table's properties record, if any.
-fn stored_ranges(log: &DeltaTable, target: &Location) -> Result<Option<Vec<i64>>, EngineError> {
-    let state = log.snapshot().map_err(|e| delta_error(target, e))?;
-    let configuration = state.metadata().configuration();
-    let Some(text) = configuration.get(MEMBER_RANGES_PROPERTY) else {
-        return Ok(None);
-    };
-    parse_ranges(text).map(Some).ok_or_else(|| {
-        EngineError::Invalid(format!(
-            "{target}: table property {MEMBER_RANGES_PROPERTY} = '{text}' is not a list of ids"
-        ))
-    })
-}
-
-/// The range starts written as `a,b,c`, ascending.
-fn parse_ranges(text: &str) -> Option<Vec<i64>> {
-    let starts: Vec<i64> = text
-        .split(',')
-        .map(|s| s.trim().parse().ok())
-        .collect::<Option<_>>()?;
-    (!starts.is_empty() && starts.windows(2).all(|w| w[0] < w[1])).then_some(starts)
-}
-
 /// `batches` sorted by `sort_order`.
 async fn sort(
     ctx: &SessionContext,
@@ -616,196 +546,4 @@ async fn sort(
         df = df.sort(order)?;
     }
     Ok(df.collect().await?)
-}
-
-/// Writes `sorted` as one file per member range that has rows (one file in
-/// all without ranges) and returns their log entries.
-async fn write_ranges(
-    store: &Arc<dyn ObjectStore>,
-    root: &ObjectPath,
-    schema: &SchemaRef,
-    sorted: Vec<RecordBatch>,
-    ranges: Option<&[i64]>,
-    batch_id: &str,
-) -> Result<Vec<Add>, Box<dyn std::error::Error + Send + Sync>> {
-    let starts = ranges.unwrap_or(&[i64::MIN]);
-    let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); starts.len()];
-    for batch in sorted {
-        match ranges.and_then(|_| batch.column_by_name("member_id")) {
-            None => pieces[0].push(batch),
-            Some(ids) => {
-                let ids = ids
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or("member_id is not a BIGINT column")?;
-                let mut from = 0;
-                while from < batch.num_rows() {
-                    let range = starts.partition_point(|s| *s <= ids.value(from)).max(1) - 1;
-                    let end = starts.get(range + 1).map_or(batch.num_rows(), |next| {
-                        from + ids.values()[from..].partition_point(|id| id < next)
-                    });
-                    pieces[range].push(batch.slice(from, end - from));
-                    from = end;
-                }
-            }
-        }
-    }
-    let unique = unique_suffix();
-    let mut adds = Vec::new();
-    for (range, batches) in pieces.into_iter().enumerate() {
-        if batches.is_empty() {
-            continue;
-        }
-        let name = format!(
-            "r{range:05}-{}-{unique}.parquet",
-            &batch_id[..batch_id.len().min(16)]
-        );
-        adds.push(write_file(store, root, &name, schema, &batches).await?);
-    }
-    Ok(adds)
-}
-
-/// A suffix no other writer's file names share.
-fn unique_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        bytes = (nanos ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    hex(&bytes)
-}
-
-/// Writes one data file named `name` in the table's folder.
-async fn write_file(
-    store: &Arc<dyn ObjectStore>,
-    root: &ObjectPath,
-    name: &str,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-) -> Result<Add, Box<dyn std::error::Error + Send + Sync>> {
-    let path = root.clone().join(name);
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let writer = BufWriter::new(Arc::clone(store), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(writer, Arc::clone(schema), Some(properties))?;
-    for batch in batches {
-        writer.write(batch).await?;
-    }
-    writer.close().await?;
-    let meta = store.head(&path).await?;
-    Ok(Add {
-        path: name.to_string(),
-        partition_values: HashMap::new(),
-        size: meta.size as i64,
-        modification_time: meta.last_modified.timestamp_millis(),
-        data_change: true,
-        stats: Some(file_stats(schema, batches)),
-        ..Default::default()
-    })
-}
-
-/// The Delta statistics of a file's rows: the row count, each column's NULL
-/// count, and the minimum and maximum of its integer columns.
-fn file_stats(schema: &SchemaRef, batches: &[RecordBatch]) -> String {
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let mut nulls = serde_json::Map::new();
-    let mut mins = serde_json::Map::new();
-    let mut maxs = serde_json::Map::new();
-    for (i, field) in schema.fields().iter().enumerate() {
-        let null_count: usize = batches.iter().map(|b| b.column(i).null_count()).sum();
-        nulls.insert(field.name().clone(), null_count.into());
-        let range = batches
-            .iter()
-            .filter_map(|batch| int_range(batch.column(i)))
-            .reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
-        if let Some((lo, hi)) = range {
-            mins.insert(field.name().clone(), lo.into());
-            maxs.insert(field.name().clone(), hi.into());
-        }
-    }
-    serde_json::json!({
-        "numRecords": rows,
-        "minValues": mins,
-        "maxValues": maxs,
-        "nullCount": nulls,
-    })
-    .to_string()
-}
-
-/// The smallest and largest value of an integer column, if it has any.
-fn int_range(column: &ArrayRef) -> Option<(i64, i64)> {
-    match column.data_type() {
-        DataType::Int64 => {
-            let values = column.as_primitive::<Int64Type>();
-            Some((min(values)?, max(values)?))
-        }
-        DataType::Int32 => {
-            let values = column.as_primitive::<Int32Type>();
-            Some((i64::from(min(values)?), i64::from(max(values)?)))
-        }
-        _ => None,
-    }
-}
-
-/// Creates the table, empty: its columns and member ranges (version 0).
-async fn create(
-    log: DeltaTable,
-    name: &str,
-    schema: &SchemaRef,
-    ranges: Option<&[i64]>,
-) -> Result<DeltaTable, deltalake_core::DeltaTableError> {
-    let columns: StructType = schema.as_ref().try_into_kernel()?;
-    let mut configuration: HashMap<String, Option<String>> = HashMap::new();
-    if let Some(starts) = ranges {
-        let text: Vec<String> = starts.iter().map(i64::to_string).collect();
-        configuration.insert(MEMBER_RANGES_PROPERTY.into(), Some(text.join(",")));
-    }
-    CreateBuilder::new()
-        .with_log_store(log.log_store())
-        .with_table_name(name)
-        .with_columns(columns.fields().cloned())
-        .with_configuration(configuration)
-        .with_raise_if_key_not_exists(false)
-        .with_save_mode(SaveMode::ErrorIfExists)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(values: &[i64]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "member_id",
-            DataType::Int64,
-            false,
-        )]));
-        let column: ArrayRef = Arc::new(Int64Array::from(values.to_vec()));
-        RecordBatch::try_new(schema, vec![column]).unwrap()
-    }
-
-    #[test]
-    fn new_ranges_start_below_every_id_and_split_the_rows_evenly() {
-        let values: Vec<i64> = (0..1000).map(|i| 5 + i / 10).collect();
-        let starts = new_ranges(&[ids(&values)]).unwrap();
-        assert_eq!(starts, vec![i64::MIN, 30, 55, 80]);
-        // fewer members than ranges: one range per member
-        assert_eq!(new_ranges(&[ids(&[7, 7, 9])]).unwrap(), vec![i64::MIN, 9]);
-        assert_eq!(new_ranges(&[]).unwrap(), vec![i64::MIN]);
-    }
-
-    #[test]
-    fn stored_ranges_parse_only_when_ascending() {
-        let text = "-9223372036854775808,13,32";
-        assert_eq!(parse_ranges(text), Some(vec![i64::MIN, 13, 32]));
-        assert_eq!(parse_ranges("1,1"), None);
-        assert_eq!(parse_ranges("3,2"), None);
-        assert_eq!(parse_ranges("1,x"), None);
-        assert_eq!(parse_ranges(""), None);
-    }
 }

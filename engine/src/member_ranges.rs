@@ -133,7 +133,13 @@ fn member_range_plan(
         let key = PhysicalSortExpr::new_default(Arc::new(Column::new(COLUMN, index)));
         let range = RangePartitioning::try_new(LexOrdering::new(vec![key])?, split_points).ok()?;
         let file_groups = (0..partitions)
-            .map(|g| file_group(groups.get(g).map_or(vec![], |g| g.iter().flatten().collect())))
+            .map(|g| {
+                file_group(
+                    groups
+                        .get(g)
+                        .map_or(vec![], |g| g.iter().flatten().collect()),
+                )
+            })
             .collect();
         let scan = FileScanConfigBuilder::from(scan.clone())
             .with_file_groups(file_groups)
@@ -154,7 +160,9 @@ fn member_range_plan(
         let width = clusters.iter().map(Vec::len).max().unwrap_or(0);
         let first = lane_groups.len();
         for j in 0..width {
-            lane_groups.push(file_group(clusters.iter().filter_map(|c| c.get(j)).collect()));
+            lane_groups.push(file_group(
+                clusters.iter().filter_map(|c| c.get(j)).collect(),
+            ));
         }
         lanes.push(first..lane_groups.len());
     }

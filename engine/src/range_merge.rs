@@ -24,8 +24,8 @@ use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSe
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::{
-    DisplayAs, ExecutionPlanProperties, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
-    Statistics,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    SendableRecordBatchStream, Statistics,
 };
 
 /// Merges groups of sorted input partitions into range partitions.
@@ -165,10 +165,16 @@ impl ExecutionPlan for MergeMemberRangesExec {
             1 => self.input.execute(lanes.start, context),
             _ => {
                 let streams = lanes
-                    .map(|lane| Ok(spawn_buffered(self.input.execute(lane, Arc::clone(&context))?, 1)))
+                    .map(|lane| {
+                        Ok(spawn_buffered(
+                            self.input.execute(lane, Arc::clone(&context))?,
+                            1,
+                        ))
+                    })
                     .collect::<Result<Vec<_>>>()?;
-                let reservation = MemoryConsumer::new(format!("MergeMemberRangesExec[{partition}]"))
-                    .register(&context.runtime_env().memory_pool);
+                let reservation =
+                    MemoryConsumer::new(format!("MergeMemberRangesExec[{partition}]"))
+                        .register(&context.runtime_env().memory_pool);
                 StreamingMergeBuilder::new()
                     .with_streams(streams)
                     .with_schema(self.schema())

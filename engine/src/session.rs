@@ -64,13 +64,12 @@ pub(crate) fn context_with(
     runtime: Arc<RuntimeEnv>,
     in_process: bool,
 ) -> datafusion::error::Result<SessionContext> {
-    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
-        vec![
-            Arc::new(CheckScanFiles),
-            Arc::new(DeclareMemberRanges {
-                merge_overlapping: in_process,
-            }),
-        ];
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![
+        Arc::new(CheckScanFiles),
+        Arc::new(DeclareMemberRanges {
+            merge_overlapping: in_process,
+        }),
+    ];
     rules.extend(PhysicalOptimizer::new().rules);
     if in_process {
         rules.push(Arc::new(InsertYieldPoints));

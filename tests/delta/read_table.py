@@ -1,6 +1,7 @@
 """Reads a Delta table with the `deltalake` package (delta-rs for Python), the
-interop reader of Audience's tables: prints its version, columns, row count and
-per-member row counts as JSON. With --write, writes rows given as JSON on stdin
+interop reader of Audience's tables: prints its version, columns, row count,
+data files and per-member row counts as JSON (at VERSION when given: an older
+snapshot's files must still be there). With --write, writes rows given as JSON on stdin
 as a new table in no particular layout (several small files)."""
 
 import json
@@ -11,8 +12,8 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 
-def read(path: str) -> None:
-    table = DeltaTable(path)
+def read(path: str, version: int | None) -> None:
+    table = DeltaTable(path, version=version)
     data = table.to_pyarrow_table()
     per_member: dict[str, int] = {}
     for member in data.column("member_id").to_pylist():
@@ -23,6 +24,7 @@ def read(path: str) -> None:
                 "version": table.version(),
                 "columns": [f"{f.name} {f.type}" for f in data.schema],
                 "rows": data.num_rows,
+                "files": len(table.file_uris()),
                 "per_member": per_member,
             }
         )
@@ -49,7 +51,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "--write":
         write(sys.argv[2])
     else:
-        read(sys.argv[1])
+        read(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)
     # delta-rs's runtime threads can abort the interpreter's shutdown
     # ("terminate called without an active exception"): leave at once
     sys.stdout.flush()

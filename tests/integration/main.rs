@@ -26,4 +26,5 @@ mod query_cli;
 mod query_errors;
 mod sql_files;
 mod table_loads;
+mod table_maintenance;
 mod vanishing_clients;

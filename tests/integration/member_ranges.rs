@@ -155,7 +155,11 @@ async fn overlapping_files_merge_per_range_at_any_partition_count() {
         // and the rows come out as a full sort gives them
         let plan = explain(&engine, ROWS).await;
         assert!(!plan.contains("SortExec"), "{plan}");
-        assert_eq!(rows(&engine).await, reference_rows, "{partitions} partitions");
+        assert_eq!(
+            rows(&engine).await,
+            reference_rows,
+            "{partitions} partitions"
+        );
     }
 }
 

@@ -16,10 +16,10 @@ use crate::common::{
 
 /// One event row of a channel's export: member, UTC time (µs), event name.
 #[derive(Debug, Clone)]
-struct Event {
-    member: i64,
-    micros: i64,
-    event: &'static str,
+pub(crate) struct Event {
+    pub(crate) member: i64,
+    pub(crate) micros: i64,
+    pub(crate) event: &'static str,
 }
 
 const EVENTS: [&str; 3] = ["view", "cart", "purchase"];
@@ -27,7 +27,7 @@ const EVENTS: [&str; 3] = ["view", "cart", "purchase"];
 const DAY: i64 = 1_793_491_200_000_000;
 
 /// `n` events of members in `members`, deterministic, on day `day` (0-based).
-fn events(n: usize, members: std::ops::Range<i64>, day: i64, seed: u64) -> Vec<Event> {
+pub(crate) fn events(n: usize, members: std::ops::Range<i64>, day: i64, seed: u64) -> Vec<Event> {
     let mut state = seed;
     let mut next = move || {
         state = state
@@ -82,7 +82,7 @@ fn write_json(path: &Path, rows: &[Event]) {
 }
 
 /// Writes `rows` as a Parquet file with INT member ids (cast to BIGINT on load).
-fn write_parquet(path: &Path, rows: &[Event]) {
+pub(crate) fn write_parquet(path: &Path, rows: &[Event]) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("member_id", DataType::Int32, false),
         Field::new(
@@ -114,7 +114,7 @@ fn write_parquet(path: &Path, rows: &[Event]) {
 }
 
 /// Rows per member of `rows`.
-fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
+pub(crate) fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
     let mut counts = BTreeMap::new();
     for r in rows {
         *counts.entry(r.member).or_insert(0) += 1;
@@ -123,23 +123,23 @@ fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
 }
 
 /// `audience query --data DIR` with CSV output, as rows of text.
-fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn query(data: &Path, sql: &str) -> Vec<Vec<String>> {
     query_with(data.to_str().unwrap(), sql, &[])
 }
 
 /// [`query`] over a dataset anywhere, with `env` (S3 settings).
-fn query_with(data: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
+pub(crate) fn query_with(data: &str, sql: &str, env: &[(String, String)]) -> Vec<Vec<String>> {
     let args = ["query", "--data", data, "--format", "csv", sql];
     csv_rows(&audience_with_env(&args, env).ok())
 }
 
 /// Events per member as the engine counts them.
-fn counted_per_member(data: &Path) -> BTreeMap<i64, u64> {
+pub(crate) fn counted_per_member(data: &Path) -> BTreeMap<i64, u64> {
     counted_per_member_with(data.to_str().unwrap(), &[])
 }
 
 /// [`counted_per_member`] over a dataset anywhere, with `env`.
-fn counted_per_member_with(data: &str, env: &[(String, String)]) -> BTreeMap<i64, u64> {
+pub(crate) fn counted_per_member_with(data: &str, env: &[(String, String)]) -> BTreeMap<i64, u64> {
     query_with(
         data,
         "SELECT member_id, count(*) FROM events GROUP BY member_id ORDER BY member_id",
@@ -151,7 +151,7 @@ fn counted_per_member_with(data: &str, env: &[(String, String)]) -> BTreeMap<i64
 }
 
 /// `audience load events SOURCES --data DIR`.
-fn load(data: &Path, sources: &[&Path], extra: &[&str]) -> crate::common::Run {
+pub(crate) fn load(data: &Path, sources: &[&Path], extra: &[&str]) -> crate::common::Run {
     let mut args = vec!["load", "events"];
     args.extend(sources.iter().map(|p| p.to_str().unwrap()));
     args.extend(["--data", data.to_str().unwrap()]);
@@ -160,12 +160,12 @@ fn load(data: &Path, sources: &[&Path], extra: &[&str]) -> crate::common::Run {
 }
 
 /// The table's committed versions (log entries).
-fn log_entries(table: &Path) -> Vec<PathBuf> {
+pub(crate) fn log_entries(table: &Path) -> Vec<PathBuf> {
     with_extension(&table.join("_delta_log"), "json")
 }
 
 /// The table's data files.
-fn data_files(table: &Path) -> Vec<PathBuf> {
+pub(crate) fn data_files(table: &Path) -> Vec<PathBuf> {
     with_extension(table, "parquet")
 }
 
@@ -292,18 +292,18 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
 }
 
 /// Members with a view followed by a purchase within 30 days.
-const VIEW_THEN_PURCHASE: &str = "SELECT count(*) FROM (SELECT member_id, \
+pub(crate) const VIEW_THEN_PURCHASE: &str = "SELECT count(*) FROM (SELECT member_id, \
     window_funnel(INTERVAL '30' DAY, '', ts, event = 'view', event = 'purchase') AS level \
     FROM events GROUP BY member_id) WHERE level = 2";
 
 /// [`VIEW_THEN_PURCHASE`] as `window_funnel` counts them.
-fn counted_view_then_purchase(data: &Path) -> usize {
+pub(crate) fn counted_view_then_purchase(data: &Path) -> usize {
     let funnels = query(data, VIEW_THEN_PURCHASE);
     funnels[0][0].parse().unwrap()
 }
 
 /// Members with a view followed by a purchase within 30 days.
-fn expected_view_then_purchase(rows: &[Event]) -> usize {
+pub(crate) fn expected_view_then_purchase(rows: &[Event]) -> usize {
     let mut by_member: BTreeMap<i64, Vec<(i64, &str)>> = BTreeMap::new();
     for r in rows {
         by_member
