@@ -7,7 +7,7 @@
 //! declared only when every file was written here (sorted); files another
 //! writer added are read as unsorted until `audience compact` rewrites them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
@@ -283,6 +283,46 @@ pub(crate) struct Snapshot {
     pub(crate) files: Vec<ObjectMeta>,
 }
 
+/// The Delta table versions one query reads, kept in its session's config:
+/// a table's first scan takes the newest version and every other scan of the
+/// same query reads that one, so a query sees one version of each table
+/// (a self-join across a load's commit does not mix two).
+#[derive(Debug, Default)]
+pub struct TableVersions(Mutex<BTreeMap<String, Arc<Snapshot>>>);
+
+impl TableVersions {
+    /// The versions `frame`'s query read (once planned), if it records them.
+    pub fn of(frame: &datafusion::dataframe::DataFrame) -> Option<Arc<TableVersions>> {
+        frame
+            .task_ctx()
+            .session_config()
+            .get_extension::<TableVersions>()
+    }
+
+    fn pinned(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Snapshot>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether no Delta table was read.
+    pub fn is_empty(&self) -> bool {
+        self.pinned().is_empty()
+    }
+}
+
+/// `events@4 orders@2`: each table read and its version.
+impl std::fmt::Display for TableVersions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pinned = self.pinned();
+        let text: Vec<String> = pinned
+            .iter()
+            .map(|(table, snapshot)| format!("{table}@{}", snapshot.version))
+            .collect();
+        f.write_str(&text.join(" "))
+    }
+}
+
 impl DeltaTableProvider {
     /// The Delta table at `location` as table `name`, its files sorted by `sort_order`.
     pub(crate) async fn open(
@@ -356,6 +396,30 @@ impl DeltaTableProvider {
         })
     }
 
+    /// The version the query planned in `state` reads: the one its first
+    /// scan of this table took, else the newest.
+    async fn snapshot_of_query(&self, state: &dyn Session) -> DfResult<Arc<Snapshot>> {
+        let versions = state.config().get_extension::<TableVersions>();
+        if let Some(pinned) = versions
+            .as_ref()
+            .and_then(|v| v.pinned().get(&self.name).cloned())
+        {
+            return Ok(pinned);
+        }
+        let newest = Arc::new(
+            self.newest()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        );
+        crate::failpoints::point("delta:snapshot_taken").await;
+        Ok(match versions {
+            Some(versions) => {
+                Arc::clone(versions.pinned().entry(self.name.clone()).or_insert(newest))
+            }
+            None => newest,
+        })
+    }
+
     /// `file`'s statistics from its footer, read once.
     async fn file_statistics(
         &self,
@@ -425,10 +489,7 @@ impl TableProvider for DeltaTableProvider {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self
-            .newest()
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let snapshot = self.snapshot_of_query(state).await?;
         tracing::debug!(table = %self.name, version = snapshot.version, files = snapshot.files.len(), "reading Delta table");
         if snapshot.files.is_empty() {
             let schema = project_schema(&self.schema, projection)?;
@@ -437,7 +498,7 @@ impl TableProvider for DeltaTableProvider {
         let store = state.runtime_env().object_store(&self.store_url)?;
         let format = ParquetFormat::default();
         let mut files = Vec::with_capacity(snapshot.files.len());
-        for meta in snapshot.files {
+        for meta in snapshot.files.iter().cloned() {
             let statistics = self.file_statistics(state, &store, &format, &meta).await?;
             files.push(PartitionedFile::new_from_meta(meta).with_statistics(statistics));
         }

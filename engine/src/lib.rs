@@ -33,7 +33,9 @@ mod yield_points;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement};
 use datafusion::sql::sqlparser;
@@ -45,6 +47,7 @@ pub use config::{
     DEFAULT_CONFIG, DataConfig, EngineConfig, ExecutionConfig, FOREIGN_SECTIONS, TableConfig,
     layered_toml, read_config_file,
 };
+pub use delta_tables::TableVersions;
 pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use file_reads::panic_message;
@@ -271,8 +274,35 @@ impl Engine {
             let result = export::copy_atomically(&self.ctx, copy).await?;
             return Ok(self.ctx.read_batches(result)?);
         }
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        // the query's own state, recording the table versions it reads
+        let mut state = self.ctx.state();
+        let versions = Arc::new(TableVersions::default());
+        state.config_mut().set_extension(Arc::clone(&versions));
+        let plan = state.statement_to_plan(statement).await?;
+        match plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
+                Ok(self.ctx.execute_logical_plan(plan).await?)
+            }
+            // EXPLAIN also says which version of each table the plan reads
+            LogicalPlan::Explain(_) => {
+                let mut batches = DataFrame::new(state, plan).collect().await?;
+                if let Some(first) = batches.first()
+                    && !versions.is_empty()
+                {
+                    let row = RecordBatch::try_new(
+                        first.schema(),
+                        vec![
+                            Arc::new(StringArray::from(vec!["table_versions"])),
+                            Arc::new(StringArray::from(vec![versions.to_string()])),
+                        ],
+                    )
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                    batches.push(row);
+                }
+                Ok(self.ctx.read_batches(batches)?)
+            }
+            plan => Ok(DataFrame::new(state, plan)),
+        }
     }
 }
 

@@ -105,6 +105,7 @@ pub(crate) async fn stream(
                 plan: planned.plan,
                 slot,
                 started,
+                tables: None,
             };
             let running = start(server, frame, record, Arc::clone(&schema));
             encode(schema, running.map_err(|s| FlightError::Tonic(Box::new(s))))
@@ -147,6 +148,7 @@ pub(crate) async fn run_to_completion(
         plan: started.elapsed(),
         slot,
         started,
+        tables: None,
     };
     let batches = start(server, frame, record, Arc::clone(&schema))
         .try_collect()
@@ -159,9 +161,10 @@ pub(crate) async fn run_to_completion(
 fn start(
     server: &FlightSqlServer,
     frame: DataFrame,
-    record: QueryRecord,
+    mut record: QueryRecord,
     schema: SchemaRef,
 ) -> QueryStream {
+    record.tables = audience_engine::TableVersions::of(&frame);
     let (batches, pool) = server.queries.execute(frame);
     QueryStream::new(
         batches,

@@ -75,6 +75,8 @@ pub(crate) struct QueryRecord {
     pub(crate) slot: Slot,
     /// When execution began.
     pub(crate) started: Instant,
+    /// The Delta table versions the query reads (known once it is planned).
+    pub(crate) tables: Option<Arc<audience_engine::TableVersions>>,
 }
 
 /// How a query ended.
@@ -207,6 +209,7 @@ impl Drop for QueryStream {
             rows = self.rows,
             bytes = self.bytes,
             engine_memory_peak_bytes = (self.memory)(),
+            tables = %self.record.tables.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             sql = %sql_for_log(&self.record.sql),
             "query"
         );

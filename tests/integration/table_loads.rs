@@ -266,6 +266,8 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
             && !plan.contains("SortExec"),
         "{plan}"
     );
+    // EXPLAIN names the version it read
+    assert!(plan.contains("table_versions,events@3"), "{plan}");
 
     // the deltalake package reads the same rows and columns
     let read: serde_json::Value = serde_json::from_str(&python_script(

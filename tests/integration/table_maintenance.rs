@@ -453,3 +453,100 @@ fn a_crash_at_any_point_of_a_load_or_compaction_loses_and_doubles_nothing() {
         );
     }
 }
+
+/// `SELECT count(*) FROM events` over Flight SQL.
+async fn server_count(
+    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+) -> i64 {
+    let info = client
+        .execute("SELECT count(*) AS n FROM events".into(), None)
+        .await
+        .unwrap();
+    let batches = crate::flight_protocol::try_fetch(client, &info)
+        .await
+        .unwrap();
+    batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_answers_each_query_from_the_newest_version_and_logs_it() {
+    use crate::common::test_server::{TestConfig, TestServer};
+    use crate::flight_protocol::login;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (data, all) = three_loads(dir.path());
+    let server = TestServer::spawn(TestConfig::default().with_data(&data));
+    let mut client = login(&server, "analyst").await;
+    assert_eq!(server_count(&mut client).await, all.len() as i64);
+    // a load finishes while the server runs: the next query sees it
+    let more = events(100, 1..150, 3, 4);
+    let file = dir.path().join("day-3.parquet");
+    write_parquet(&file, &more);
+    load(&data, &[&file], &[]).ok();
+    assert_eq!(
+        server_count(&mut client).await,
+        (all.len() + more.len()) as i64
+    );
+    server
+        .wait_for_log(
+            &["\"tables\":\"events@4\""],
+            std::time::Duration::from_secs(10),
+        )
+        .expect("no query log line names version 4");
+    let log = server.log();
+    assert!(log.contains("\"tables\":\"events@3\""), "{log}");
+    assert!(log.contains("\"tables\":\"events@4\""), "{log}");
+}
+
+#[test]
+fn a_query_reads_one_version_of_a_table_even_when_a_load_commits_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, all) = three_loads(dir.path());
+    // the query takes its snapshot at its first scan of events, then waits
+    let mut query = Command::new(env!("CARGO_BIN_EXE_audience"))
+        .args([
+            "query",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+            // one subtree planned at a time: the second scan comes after the load
+            "SET datafusion.execution.planning_concurrency = 1; \
+             SELECT a.n, b.n FROM (SELECT count(*) AS n FROM events) a \
+             CROSS JOIN (SELECT count(*) AS n FROM events WHERE event <> '') b",
+        ])
+        .env("AUDIENCE_FAILPOINTS", "pause:delta:snapshot_taken")
+        .env("AUDIENCE_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(query.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("failpoint pause:delta:snapshot_taken"),
+        "{line}"
+    );
+    let more = events(100, 1..150, 3, 4);
+    let file = dir.path().join("day-3.parquet");
+    write_parquet(&file, &more);
+    assert!(load(&data, &[&file], &[]).ok().contains("(version 4,"));
+    let out = query.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let n = all.len();
+    assert_eq!(
+        text.lines().nth(1),
+        Some(format!("{n},{n}").as_str()),
+        "{text}"
+    );
+    // the next query reads the new version
+    let now = crate::table_loads::query(&data, "SELECT count(*) FROM events");
+    assert_eq!(now[0][0], (n + more.len()).to_string());
+}
