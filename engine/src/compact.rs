@@ -347,7 +347,8 @@ async fn write_compacted(
                 df = df.sort(order)?;
             }
             let stream = df.execute_stream().await?;
-            let mut add = write_file(store, root, &file_name(range, &tag), schema, stream).await?;
+            let name = file_name(range, &tag);
+            let mut add = write_file(store, root, &name, schema, sort_order, stream).await?;
             add.data_change = false;
             Ok::<_, WriteError>(add)
         }

@@ -4,8 +4,9 @@
 //! own Parquet scan with their statistics from their footers (once per file:
 //! Delta files never change), so the member-range rule, the read fences and
 //! pruning apply as they do to plain Parquet folders. The table's order is
-//! declared only when every file was written here (sorted); files another
-//! writer added are read as unsorted until `audience compact` rewrites them.
+//! declared only when every file's footer declares it (Parquet sorting
+//! columns, which every writer here records); files another writer added
+//! without it are read as unsorted until `audience compact` rewrites them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Once};
@@ -18,6 +19,9 @@ use datafusion::common::{Statistics, project_schema};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::{
+    DFParquetMetadata, ordering_from_parquet_metadata,
+};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
@@ -27,7 +31,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::expressions::col as physical_col;
+use datafusion::physical_plan::expressions::{Column, col as physical_col};
 use datafusion::prelude::SessionContext;
 use deltalake_core::kernel::transaction::TableReference;
 use deltalake_core::kernel::{EagerSnapshot, LogicalFileView, Metadata, Protocol, Version};
@@ -44,7 +48,6 @@ use url::Url;
 use crate::error::EngineError;
 use crate::member_ranges::contiguous_groups;
 use crate::storage::{Location, storage_error};
-use crate::table_writes::is_sorted_file;
 
 /// The folder of a Delta table's log.
 pub(crate) const LOG_FOLDER: &str = "_delta_log";
@@ -263,8 +266,8 @@ pub(crate) struct DeltaTableProvider {
     root: ObjectPath,
     schema: SchemaRef,
     sort_order: Vec<String>,
-    /// Each data file's statistics, read once from its footer.
-    statistics: Mutex<HashMap<ObjectPath, Arc<Statistics>>>,
+    /// What each data file's footer says, read once.
+    files: Mutex<HashMap<ObjectPath, Arc<FileFacts>>>,
 }
 
 impl std::fmt::Debug for DeltaTableProvider {
@@ -274,6 +277,14 @@ impl std::fmt::Debug for DeltaTableProvider {
             .field("location", &self.location)
             .finish()
     }
+}
+
+/// What a data file's footer says.
+#[derive(Debug)]
+struct FileFacts {
+    statistics: Arc<Statistics>,
+    /// Its sorting columns begin with the table's order.
+    sorted: bool,
 }
 
 /// One committed version of a table: its number and data files.
@@ -356,7 +367,7 @@ impl DeltaTableProvider {
             root,
             schema: logical,
             sort_order: sort_order.iter().map(|c| c.to_string()).collect(),
-            statistics: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
         };
         provider.schema = provider.stored_schema(ctx).await?;
         Ok(provider)
@@ -420,33 +431,50 @@ impl DeltaTableProvider {
         })
     }
 
-    /// `file`'s statistics from its footer, read once.
-    async fn file_statistics(
+    /// What `file`'s footer says: its statistics, and whether it declares
+    /// itself sorted by the table's order. Read once: Delta files never change.
+    async fn file_facts(
         &self,
         state: &dyn Session,
         store: &Arc<dyn ObjectStore>,
-        format: &ParquetFormat,
         file: &ObjectMeta,
-    ) -> DfResult<Arc<Statistics>> {
-        if let Some(known) = self.known_statistics()?.get(&file.location) {
+    ) -> DfResult<Arc<FileFacts>> {
+        if let Some(known) = self.known_files()?.get(&file.location) {
             return Ok(Arc::clone(known));
         }
-        let statistics = Arc::new(
-            format
-                .infer_stats(state, store, Arc::clone(&self.schema), file)
-                .await?,
-        );
-        self.known_statistics()?
-            .insert(file.location.clone(), Arc::clone(&statistics));
-        Ok(statistics)
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let metadata = DFParquetMetadata::new(store.as_ref(), file)
+            .with_file_metadata_cache(Some(cache))
+            .fetch_metadata()
+            .await?;
+        let statistics =
+            DFParquetMetadata::statistics_from_parquet_metadata(&metadata, &self.schema)?;
+        // the footer's sorting columns, as the table's order or finer
+        let ordering = ordering_from_parquet_metadata(&metadata, &self.schema)?;
+        let declared: Vec<String> = ordering
+            .iter()
+            .flat_map(|o| o.iter())
+            .map_while(|e| {
+                let column = e.expr.downcast_ref::<Column>()?;
+                (!e.options.descending).then(|| column.name().to_string())
+            })
+            .collect();
+        let sorted = !self.sort_order.is_empty() && declared.starts_with(&self.sort_order);
+        let facts = Arc::new(FileFacts {
+            statistics: Arc::new(statistics),
+            sorted,
+        });
+        self.known_files()?
+            .insert(file.location.clone(), Arc::clone(&facts));
+        Ok(facts)
     }
 
-    fn known_statistics(
+    fn known_files(
         &self,
-    ) -> DfResult<std::sync::MutexGuard<'_, HashMap<ObjectPath, Arc<Statistics>>>> {
-        self.statistics
+    ) -> DfResult<std::sync::MutexGuard<'_, HashMap<ObjectPath, Arc<FileFacts>>>> {
+        self.files
             .lock()
-            .map_err(|_| DataFusionError::Internal("statistics lock poisoned".into()))
+            .map_err(|_| DataFusionError::Internal("file facts lock poisoned".into()))
     }
 
     /// The declared order of every file, if any.
@@ -498,14 +526,18 @@ impl TableProvider for DeltaTableProvider {
         let store = state.runtime_env().object_store(&self.store_url)?;
         let format = ParquetFormat::default();
         let mut files = Vec::with_capacity(snapshot.files.len());
+        // the table's order holds when every file's footer declares it
+        let mut sorted = true;
         for meta in snapshot.files.iter().cloned() {
-            let statistics = self.file_statistics(state, &store, &format, &meta).await?;
+            let facts = self.file_facts(state, &store, &meta).await?;
+            sorted &= facts.sorted;
+            let statistics = Arc::clone(&facts.statistics);
             files.push(PartitionedFile::new_from_meta(meta).with_statistics(statistics));
         }
         // in path order, which for the engine's own writers is member order
         files.sort_by(|a, b| a.object_meta.location.cmp(&b.object_meta.location));
-        // the statistics of files no longer in the table are forgotten
-        self.known_statistics()?.retain(|path, _| {
+        // what is known of files no longer in the table is forgotten
+        self.known_files()?.retain(|path, _| {
             files
                 .binary_search_by(|f| f.object_meta.location.cmp(path))
                 .is_ok()
@@ -515,13 +547,6 @@ impl TableProvider for DeltaTableProvider {
             .into_iter()
             .map(|group| FileGroup::new(group.to_vec()))
             .collect();
-        // only files written here are known to be sorted
-        let sorted = files.iter().all(|f| {
-            f.object_meta
-                .location
-                .filename()
-                .is_some_and(is_sorted_file)
-        });
         let ordering = match sorted {
             true => self.output_ordering()?,
             false => Vec::new(),

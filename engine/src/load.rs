@@ -214,9 +214,17 @@ pub(crate) async fn load(
     let sorted = sort(ctx, Arc::clone(&schema), batches, &sort_order).await?;
     let (store, _) = table_store(ctx, target)?;
     let root = table_root(ctx, target)?;
-    let written = write_ranges(&store, &root, &schema, sorted, ranges.as_deref(), &batch_id)
-        .await
-        .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+    let written = write_ranges(
+        &store,
+        &root,
+        &schema,
+        &sort_order,
+        sorted,
+        ranges.as_deref(),
+        &batch_id,
+    )
+    .await
+    .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
     failpoints::point("load:files_written").await;
     let adds: Vec<Action> = written.iter().cloned().map(Action::Add).collect();
     let properties =

@@ -21,6 +21,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::delta_tables::delta_error;
@@ -104,12 +105,13 @@ pub(crate) fn range_of(starts: &[i64], id: i64) -> usize {
     starts.partition_point(|s| *s <= id).max(1) - 1
 }
 
-/// Writes `sorted` as one file per member range that has rows (one file in
-/// all without ranges) and returns their log entries.
+/// Writes `sorted` (by `sorted_by`) as one file per member range that has
+/// rows (one file in all without ranges) and returns their log entries.
 pub(crate) async fn write_ranges(
     store: &Arc<dyn ObjectStore>,
     root: &ObjectPath,
     schema: &SchemaRef,
+    sorted_by: &[String],
     sorted: Vec<RecordBatch>,
     ranges: Option<&[i64]>,
     tag: &str,
@@ -142,7 +144,7 @@ pub(crate) async fn write_ranges(
             continue;
         }
         let rows = futures::stream::iter(batches.into_iter().map(Ok::<_, WriteError>));
-        adds.push(write_file(store, root, &file_name(range, tag), schema, rows).await?);
+        adds.push(write_file(store, root, &file_name(range, tag), schema, sorted_by, rows).await?);
     }
     Ok(adds)
 }
@@ -153,17 +155,6 @@ pub(crate) async fn write_ranges(
 pub(crate) fn file_name(range: usize, tag: &str) -> String {
     let tag: String = tag.chars().take(16).collect();
     format!("r{range:05}-{tag}-{}.parquet", unique_suffix())
-}
-
-/// Whether the data file named `name` was written here, so is sorted by its
-/// table's order (other writers' files are read as unsorted).
-pub(crate) fn is_sorted_file(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.len() > 7
-        && bytes[0] == b'r'
-        && bytes[1..6].iter().all(u8::is_ascii_digit)
-        && bytes[6] == b'-'
-        && name.ends_with(".parquet")
 }
 
 /// A suffix no other writer's file names share.
@@ -184,19 +175,32 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Writes one data file named `name` in the table's folder from `batches`
-/// (streamed: only a row group is held) and returns its log entry.
+/// (streamed: only a row group is held), sorted by `sorted_by` (which its
+/// footer declares, for readers to rely on), and returns its log entry.
 pub(crate) async fn write_file<E: Into<WriteError>>(
     store: &Arc<dyn ObjectStore>,
     root: &ObjectPath,
     name: &str,
     schema: &SchemaRef,
+    sorted_by: &[String],
     batches: impl Stream<Item = Result<RecordBatch, E>>,
 ) -> Result<Add, WriteError> {
     let path = root.clone().join(name);
+    // the order's leading columns the table has (the rows are sorted by those)
+    let sorting: Vec<SortingColumn> = sorted_by
+        .iter()
+        .map_while(|column| schema.index_of(column).ok())
+        .map(|index| SortingColumn {
+            column_idx: index as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_sorting_columns((!sorting.is_empty()).then_some(sorting))
         .build();
     let writer = BufWriter::new(Arc::clone(store), path.clone());
     let mut writer = AsyncArrowWriter::try_new(writer, Arc::clone(schema), Some(properties))?;
@@ -340,14 +344,6 @@ mod tests {
         assert_eq!(range_of(&starts, 29), 0);
         assert_eq!(range_of(&starts, 30), 1);
         assert_eq!(range_of(&starts, i64::MAX), 3);
-    }
-
-    #[test]
-    fn only_files_named_as_written_here_count_as_sorted() {
-        assert!(is_sorted_file(&file_name(3, "0123456789abcdef0123")));
-        assert!(!is_sorted_file("part-00000-1c2b.snappy.parquet"));
-        assert!(!is_sorted_file("r0001-x.parquet"));
-        assert!(!is_sorted_file("r00001-x.csv"));
     }
 
     #[test]
