@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use audience_data::{FileHook, GenConfig, GenProgress, GenSummary, Scale};
-use audience_engine::{Location, S3Config, object_store_for, upload_file};
+use audience_engine::{Engine, EngineConfig, Location, S3Config, object_store_for, upload_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::GenArgs;
@@ -67,6 +67,8 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
     }
     let started = Instant::now();
     let summary = generate_with_progress(&config)?;
+    let engine = crate::query::base_config(args.config.as_deref())?;
+    runtime.block_on(adopt_tables(&engine, &location))?;
     if staging.is_none() {
         audience_data::write_stamp(&config.out, &config.stamp()).map_err(|e| {
             CliError::internal(format!("cannot stamp {}: {e}", config.out.display()))
@@ -87,6 +89,21 @@ pub(crate) fn run(args: GenArgs) -> Result<(), CliError> {
         secs,
         ev as f64 / secs / 1e6,
     );
+    Ok(())
+}
+
+/// Makes each generated table under `dataset` a Delta table where its files
+/// lie (version 0 holds them, with their member ranges recorded).
+async fn adopt_tables(config: &EngineConfig, dataset: &Location) -> Result<(), CliError> {
+    let mut config = config.clone();
+    config.data.dir.clear();
+    config.tables.clear();
+    let engine = Engine::start(&config).await?;
+    for table in audience_data::TABLES {
+        engine
+            .adopt_as_delta_table(table, &dataset.join(table))
+            .await?;
+    }
     Ok(())
 }
 
@@ -137,6 +154,11 @@ pub(crate) fn ensure_dataset(
         );
         config.out = tmp.to_path_buf();
         generate_with_progress(&config).map_err(|e| e.to_string())?;
+        let runtime = crate::query::runtime().map_err(|e| e.to_string())?;
+        let (config, location) = (EngineConfig::default(), Location::Local(tmp.to_path_buf()));
+        runtime
+            .block_on(adopt_tables(&config, &location))
+            .map_err(|e| e.to_string())?;
         crate::index::index_folder(tmp).map_err(|e| e.to_string())?;
         Ok(())
     })

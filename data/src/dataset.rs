@@ -130,8 +130,11 @@ pub fn ensure_dataset(
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io("cannot remove the stale dataset", dir))?;
+    // the stale dataset is moved aside first (atomically: a process racing
+    // to replace it too finds it gone, not half removed), then removed
+    let stale = parent.join(format!(".{name}-stale-{}", std::process::id()));
+    if std::fs::rename(dir, &stale).is_ok() {
+        std::fs::remove_dir_all(&stale).map_err(io("cannot remove the stale dataset", &stale))?;
     }
     if let Err(e) = std::fs::rename(&tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);

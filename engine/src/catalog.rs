@@ -47,19 +47,25 @@ pub(crate) fn existing_path(table: &str, path: &Path) -> Result<PathBuf, EngineE
 
 /// Registers the table at `location` as `name`, declaring that its files are
 /// sorted by `sort_order` (ascending): a Delta table (a folder with
-/// `_delta_log/`), or a Parquet file or folder of files.
+/// `_delta_log/`; on a Ballista cluster, when `distributed`, its newest
+/// version's files), or a Parquet file or folder of files.
 pub(crate) async fn register_table(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
     sort_order: &[&str],
+    distributed: bool,
 ) -> Result<(), EngineError> {
     if is_delta_table(ctx, location)
         .await
         .map_err(|e| in_table(name, e))?
     {
         let table = DeltaTableProvider::open(ctx, name, location, sort_order).await?;
-        ctx.register_table(name, Arc::new(table))?;
+        if distributed {
+            ctx.register_table(name, Arc::new(table.newest_as_listing(ctx).await?))?;
+        } else {
+            ctx.register_table(name, Arc::new(table))?;
+        }
         tracing::debug!(table = name, %location, ?sort_order, "registered Delta table");
         return Ok(());
     }

@@ -13,12 +13,15 @@ use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
 use buoyant_kernel::table_properties::TableProperties;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{Statistics, project_schema};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl, PartitionedFile,
+};
 use datafusion::datasource::physical_plan::parquet::metadata::{
     DFParquetMetadata, ordering_from_parquet_metadata,
 };
@@ -477,16 +480,57 @@ impl DeltaTableProvider {
             .map_err(|_| DataFusionError::Internal("file facts lock poisoned".into()))
     }
 
+    /// The table's newest version as a plain listing of its files: what a
+    /// Ballista cluster can carry to its executors (this provider it cannot),
+    /// read at that version until the table is registered again.
+    pub(crate) async fn newest_as_listing(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<ListingTable, EngineError> {
+        let snapshot = self.newest().await?;
+        let state = ctx.state();
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let mut sorted = true;
+        let mut urls = Vec::with_capacity(snapshot.files.len());
+        for file in &snapshot.files {
+            sorted &= self.file_facts(&state, &store, file).await?.sorted;
+            urls.push(ListingTableUrl::parse(format!(
+                "{}{}",
+                self.store_url.as_str(),
+                file.location
+            ))?);
+        }
+        let mut options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        if sorted && !self.sort_order.is_empty() {
+            let order = self
+                .sort_order
+                .iter()
+                .map(|c| datafusion::logical_expr::col(c.as_str()).sort(true, false))
+                .collect();
+            options = options.with_file_sort_order(vec![order]);
+        }
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::clone(&self.schema));
+        Ok(ListingTable::try_new(config)?)
+    }
+
     /// The declared order of every file, if any.
     fn output_ordering(&self) -> DfResult<Vec<LexOrdering>> {
         let exprs = self
             .sort_order
             .iter()
             .map(|c| {
-                Ok(PhysicalSortExpr::new_default(physical_col(
-                    c,
-                    &self.schema,
-                )?))
+                // ascending, NULLs last: as ORDER BY sorts by default
+                let options = SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                };
+                Ok(PhysicalSortExpr::new(
+                    physical_col(c, &self.schema)?,
+                    options,
+                ))
             })
             .collect::<DfResult<Vec<_>>>()?;
         Ok(LexOrdering::new(exprs).into_iter().collect())

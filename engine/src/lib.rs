@@ -2,6 +2,7 @@
 //! from [`EngineConfig`], with the memory limit enforced and every Audience
 //! function registered.
 
+mod adopt;
 mod catalog;
 mod cluster;
 mod compact;
@@ -89,6 +90,8 @@ struct Dataset {
     dir: storage::Location,
     /// Names configured explicitly, which the folder never overrides.
     configured: BTreeSet<String>,
+    /// Queries run on a Ballista cluster.
+    distributed: bool,
     registered: Mutex<BTreeSet<String>>,
 }
 
@@ -112,6 +115,7 @@ impl Engine {
             Arc::new(Dataset {
                 dir,
                 configured: config.tables.keys().cloned().collect(),
+                distributed: mode != ExecutionMode::Local,
                 registered: Mutex::new(registered),
             })
         });
@@ -149,6 +153,7 @@ impl Engine {
                 &name,
                 &location,
                 catalog::dataset_sort_order(&name),
+                dataset.distributed,
             )
             .await
             {
@@ -203,6 +208,17 @@ impl Engine {
         now: i64,
     ) -> Result<VacuumSummary, EngineError> {
         vacuum::vacuum(&self.ctx, target, retain, Some(now)).await
+    }
+
+    /// Makes the Parquet files in `target` the Delta table `table` where
+    /// they lie (version 0, member ranges recorded); returns their number.
+    /// `audience gen` makes its tables so.
+    pub async fn adopt_as_delta_table(
+        &self,
+        table: &str,
+        target: &Location,
+    ) -> Result<usize, EngineError> {
+        adopt::adopt(&self.ctx, table, target).await
     }
 
     /// The Delta tables of the dataset folder, by name.

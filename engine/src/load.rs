@@ -204,7 +204,7 @@ pub(crate) async fn load(
             let ranges = has_member_ranges(&schema, &sort_order)
                 .then(|| new_ranges(&batches))
                 .transpose()?;
-            create(log, &request.table, &schema, ranges.as_deref())
+            create(log, &request.table, &schema, ranges.as_deref(), Vec::new())
                 .await
                 .map_err(|e| delta_error(target, e))?
         }

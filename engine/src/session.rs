@@ -137,19 +137,27 @@ pub(crate) async fn register_tables(
     config: &EngineConfig,
 ) -> Result<BTreeSet<String>, EngineError> {
     let mut from_folder = BTreeSet::new();
+    let distributed = !config.engine.remote.trim().is_empty();
     if let Some(dir) = config.data.location()? {
         for (name, location) in dataset_tables(ctx, &dir).await? {
             if config.tables.contains_key(&name) {
                 continue;
             }
-            register_table(ctx, &name, &location, dataset_sort_order(&name)).await?;
+            register_table(
+                ctx,
+                &name,
+                &location,
+                dataset_sort_order(&name),
+                distributed,
+            )
+            .await?;
             from_folder.insert(name);
         }
     }
     for (name, table) in &config.tables {
         let order: Vec<&str> = table.sort_order().iter().map(String::as_str).collect();
         let location = Location::parse(&format!("table '{name}'"), table.location())?;
-        register_table(ctx, name, &location, &order).await?;
+        register_table(ctx, name, &location, &order, distributed).await?;
     }
     Ok(from_folder)
 }

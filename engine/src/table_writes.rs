@@ -10,9 +10,10 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::compute::{max, min};
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::{ScalarValue, Statistics};
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake_core::kernel::{Add, StructType};
+use deltalake_core::kernel::{Action, Add, StructType};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::protocol::SaveMode;
 use futures::{Stream, StreamExt};
@@ -228,7 +229,7 @@ pub(crate) async fn write_file<E: Into<WriteError>>(
 
 /// The Delta statistics of a file's rows: the row count, each column's NULL
 /// count, and the minimum and maximum of its integer columns.
-struct FileStats {
+pub(crate) struct FileStats {
     schema: SchemaRef,
     rows: usize,
     nulls: Vec<usize>,
@@ -259,7 +260,38 @@ impl FileStats {
         }
     }
 
-    fn to_json(&self) -> String {
+    /// The statistics of a file already written, from its footer's.
+    pub(crate) fn from_statistics(schema: &SchemaRef, statistics: &Statistics) -> Self {
+        let mut stats = FileStats::new(schema);
+        stats.rows = statistics.num_rows.get_value().copied().unwrap_or(0);
+        for (i, column) in statistics
+            .column_statistics
+            .iter()
+            .enumerate()
+            .take(stats.nulls.len())
+        {
+            stats.nulls[i] = column.null_count.get_value().copied().unwrap_or(0);
+            let int = |value: Option<&ScalarValue>| match value {
+                Some(ScalarValue::Int64(Some(v))) => Some(*v),
+                Some(ScalarValue::Int32(Some(v))) => Some(i64::from(*v)),
+                _ => None,
+            };
+            if let (Some(lo), Some(hi)) = (
+                int(column.min_value.get_value()),
+                int(column.max_value.get_value()),
+            ) {
+                stats.ranges[i] = Some((lo, hi));
+            }
+        }
+        stats
+    }
+
+    /// The `[min, max]` of the integer column `name`, if known.
+    pub(crate) fn range_of(&self, name: &str) -> Option<(i64, i64)> {
+        self.ranges[self.schema.index_of(name).ok()?]
+    }
+
+    pub(crate) fn to_json(&self) -> String {
         let mut nulls = serde_json::Map::new();
         let mut mins = serde_json::Map::new();
         let mut maxs = serde_json::Map::new();
@@ -295,12 +327,14 @@ fn int_range(column: &ArrayRef) -> Option<(i64, i64)> {
     }
 }
 
-/// Creates the table, empty: its columns and member ranges (version 0).
+/// Creates the table: its columns, member ranges and the files `adds` (none
+/// for a table a load creates) as version 0.
 pub(crate) async fn create(
     log: DeltaTable,
     name: &str,
     schema: &SchemaRef,
     ranges: Option<&[i64]>,
+    adds: Vec<Add>,
 ) -> Result<DeltaTable, deltalake_core::DeltaTableError> {
     let columns: StructType = schema.as_ref().try_into_kernel()?;
     let mut configuration: HashMap<String, Option<String>> = HashMap::new();
@@ -313,6 +347,7 @@ pub(crate) async fn create(
         .with_table_name(name)
         .with_columns(columns.fields().cloned())
         .with_configuration(configuration)
+        .with_actions(adds.into_iter().map(Action::Add))
         .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::ErrorIfExists)
         .await

@@ -15,8 +15,11 @@ fn tables(dir: &Path) {
         let to = dir.join(table);
         std::fs::create_dir_all(&to).unwrap();
         for file in std::fs::read_dir(&from).unwrap() {
+            // the data files only: the copy is a plain Parquet folder
             let file = file.unwrap().path();
-            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+            if file.is_file() {
+                std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+            }
         }
     }
 }
