@@ -301,8 +301,21 @@ pub(crate) struct LoadArgs {
     /// the sources' names, sizes and contents (of the query's text with --sql).
     #[arg(long)]
     pub(crate) batch_id: Option<String>,
+    /// Rows that do not fit the table: reject the load (naming the first),
+    /// or quarantine them into the table TABLE_rejects and load the rest.
+    #[arg(long, value_enum, default_value = "reject")]
+    pub(crate) bad_rows: BadRowsArg,
     #[command(flatten)]
     pub(crate) limit: TimeoutArg,
+}
+
+/// What `audience load` does with rows that do not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BadRowsArg {
+    /// Load nothing and name the first bad row.
+    Reject,
+    /// Load the other rows; the bad ones go, with their reasons, to TABLE_rejects.
+    Quarantine,
 }
 
 /// Arguments of `audience compact`.

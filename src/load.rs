@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use audience_engine::{Engine, LoadProgress, LoadRequest, Location, SourceFormat};
+use audience_engine::{BadRows, Engine, LoadProgress, LoadRequest, Location, SourceFormat};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{LoadArgs, LoadFormat};
+use crate::cli::{BadRowsArg, LoadArgs, LoadFormat};
 use crate::error::CliError;
 use crate::maintain::dataset;
 use crate::query::run_task;
@@ -48,6 +48,12 @@ pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
         sql: args.sql.clone(),
         batch_id: args.batch_id.clone(),
         schema: known_schema(&args.table),
+        bad_rows: match args.bad_rows {
+            BadRowsArg::Reject => BadRows::Reject,
+            BadRowsArg::Quarantine => {
+                BadRows::Quarantine(dataset.join(&format!("{}_rejects", args.table)))
+            }
+        },
     };
     run_task(args.limit.timeout, async move {
         let started = Instant::now();
@@ -74,6 +80,14 @@ pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
                 summary.batch_id,
                 summary.rows as f64 / secs.max(1e-9) / 1e6
             );
+            if let BadRows::Quarantine(rejects) = &request.bad_rows
+                && summary.rejected > 0
+            {
+                println!(
+                    "{} rows did not fit and were set aside in {rejects} (batch {})",
+                    summary.rejected, summary.batch_id
+                );
+            }
         }
         Ok(())
     })

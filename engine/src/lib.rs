@@ -7,6 +7,7 @@ mod catalog;
 mod cluster;
 mod compact;
 mod config;
+mod conform;
 mod delta_tables;
 mod duration;
 mod error;
@@ -53,7 +54,7 @@ pub use duration::parse_duration;
 pub use error::{EngineError, ErrorKind, classify};
 pub use file_reads::panic_message;
 pub use leftovers::remove_left_by_gone_processes;
-pub use load::{LoadProgress, LoadRequest, LoadSummary, SourceFormat};
+pub use load::{BadRows, LoadProgress, LoadRequest, LoadSummary, SourceFormat};
 pub use memory::{parse_memory_limit, total_memory};
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,

@@ -8,22 +8,22 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionConfig;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{CsvReadOptions, DataFrame, JsonReadOptions, SessionContext};
+use deltalake_core::DeltaTable;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, Transaction};
+use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::dataset_sort_order;
+use crate::conform::{BadColumn, conform};
 use crate::delta_tables::{
     CommitBase, delta_error, delta_table, is_delta_table, table_root, table_store,
     with_stored_types,
@@ -89,6 +89,19 @@ pub struct LoadRequest {
     pub batch_id: Option<String>,
     /// The columns of the table when the load creates it, if known.
     pub schema: Option<SchemaRef>,
+    /// What to do with rows that do not fit the table.
+    pub bad_rows: BadRows,
+}
+
+/// What a load does with a source row that does not fit the table (a value
+/// that cannot be cast, no value where one is required).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BadRows {
+    /// Load nothing, naming the first such row.
+    Reject,
+    /// Load the other rows, and these — with their source, row, line, column,
+    /// value and reason — into the Delta table at this location.
+    Quarantine(Location),
 }
 
 /// What a load did.
@@ -106,6 +119,8 @@ pub struct LoadSummary {
     pub version: u64,
     /// The batch had been loaded already: nothing was written.
     pub already_loaded: bool,
+    /// Rows set aside by [`BadRows::Quarantine`].
+    pub rejected: u64,
 }
 
 /// Progress of a running load, for a progress bar.
@@ -173,6 +188,7 @@ pub(crate) async fn load(
                 files_written: 0,
                 version: state.version(),
                 already_loaded: true,
+                rejected: 0,
             });
         }
     }
@@ -190,11 +206,24 @@ pub(crate) async fn load(
         request.schema.clone()
     };
     let reader = reading_context(ctx);
-    let (schema, batches) = match query {
-        Some(df) => read_conformed(df, "the query", None, table_schema, progress).await?,
-        None => read_files(&reader, &files, table_schema, progress).await?,
+    let quarantine = matches!(request.bad_rows, BadRows::Quarantine(_));
+    let Conformed {
+        schema,
+        batches,
+        rejected,
+    } = match query {
+        Some(df) => {
+            read_conformed(df, "the query", None, table_schema, quarantine, progress).await?
+        }
+        None => read_files(&reader, &files, table_schema, quarantine, progress).await?,
     };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    if let BadRows::Quarantine(rejects) = &request.bad_rows
+        && !rejected.is_empty()
+    {
+        quarantine_rows(ctx, request, rejects, &batch_id, &app_id, &rejected).await?;
+        failpoints::point("load:quarantined").await;
+    }
     failpoints::point("load:read").await;
     // A new table is created empty first (its columns and member ranges), so
     // its folder never holds data files outside a committed version.
@@ -226,30 +255,118 @@ pub(crate) async fn load(
     .await
     .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
     failpoints::point("load:files_written").await;
-    let adds: Vec<Action> = written.iter().cloned().map(Action::Add).collect();
+    let files_written = written.len();
+    let version = commit_batch(&log, target, &app_id, written).await?;
+    failpoints::point("load:committed").await;
+    Ok(LoadSummary {
+        batch_id,
+        rows,
+        files_read: files.len(),
+        files_written,
+        version,
+        already_loaded: false,
+        rejected: rejected.len() as u64,
+    })
+}
+
+/// The columns of a rejects table.
+fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("row", DataType::Int64, false),
+        Field::new("line", DataType::Int64, true),
+        Field::new("column", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+/// Commits `rejected` (of the batch `batch_id`) to the rejects table at
+/// `target`, creating it on first use, once per batch: a retry of a load
+/// that crashed after this commit records them only once.
+async fn quarantine_rows(
+    ctx: &SessionContext,
+    request: &LoadRequest,
+    target: &Location,
+    batch_id: &str,
+    app_id: &str,
+    rejected: &[Rejected],
+) -> Result<(), EngineError> {
+    let mut log = delta_table(ctx, target)?;
+    let schema = rejects_schema();
+    if is_delta_table(ctx, target).await? {
+        log.load().await.map_err(|e| delta_error(target, e))?;
+        let state = log.snapshot().map_err(|e| delta_error(target, e))?;
+        let recorded = state
+            .transaction_version(log.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| delta_error(target, e))?;
+        if recorded.is_some() {
+            return Ok(());
+        }
+    } else {
+        let name = format!("{}_rejects", request.table);
+        log = create(log, &name, &schema, None, Vec::new())
+            .await
+            .map_err(|e| delta_error(target, e))?;
+    }
+    let n = rejected.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![batch_id; n])),
+        Arc::new(StringArray::from_iter_values(
+            rejected.iter().map(|r| r.source.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rejected.iter().map(|r| r.row as i64),
+        )),
+        Arc::new(Int64Array::from_iter(
+            rejected.iter().map(|r| r.line.map(|l| l as i64)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejected.iter().map(|r| r.column.as_str()),
+        )),
+        Arc::new(StringArray::from_iter(
+            rejected.iter().map(|r| r.value.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejected.iter().map(|r| r.reason.as_str()),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let (store, _) = table_store(ctx, target)?;
+    let root = table_root(ctx, target)?;
+    let written = write_ranges(&store, &root, &schema, &[], vec![batch], None, batch_id)
+        .await
+        .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+    commit_batch(&log, target, app_id, written).await?;
+    Ok(())
+}
+
+/// Commits the files `written` to the table `log` at `target` as one append
+/// recording the batch `app_id`; returns the new version.
+async fn commit_batch(
+    log: &DeltaTable,
+    target: &Location,
+    app_id: &str,
+    written: Vec<Add>,
+) -> Result<u64, EngineError> {
+    let adds: Vec<Action> = written.into_iter().map(Action::Add).collect();
     let properties =
-        CommitProperties::default().with_application_transaction(Transaction::new(&app_id, 1));
+        CommitProperties::default().with_application_transaction(Transaction::new(app_id, 1));
     let state = log.snapshot().map_err(|e| delta_error(target, e))?;
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: None,
         predicate: None,
     };
-    let version = CommitBuilder::from(properties)
+    Ok(CommitBuilder::from(properties)
         .with_actions(adds)
         .build(Some(&CommitBase::new(state)), log.log_store(), operation)
         .await
         .map_err(|e| delta_error(target, e))?
-        .version();
-    failpoints::point("load:committed").await;
-    Ok(LoadSummary {
-        batch_id,
-        rows,
-        files_read: files.len(),
-        files_written: written.len(),
-        version,
-        already_loaded: false,
-    })
+        .version())
 }
 
 /// A session for reading the sources in file order: one partition per file,
@@ -346,19 +463,26 @@ async fn read_files(
     reader: &SessionContext,
     files: &[SourceFile],
     mut schema: Option<SchemaRef>,
+    quarantine: bool,
     progress: &LoadProgress,
-) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
-    let mut all = Vec::new();
+) -> Result<Conformed, EngineError> {
+    let (mut batches, mut rejected) = (Vec::new(), Vec::new());
     for file in files {
         let df = read_file(reader, file).await?;
-        let (conformed, batches) =
-            read_conformed(df, &file.url, Some(file.format), schema.clone(), progress).await?;
+        let format = Some(file.format);
+        let conformed =
+            read_conformed(df, &file.url, format, schema.clone(), quarantine, progress).await?;
         progress.bytes.fetch_add(file.meta.size, Ordering::Relaxed);
-        schema = Some(conformed);
-        all.extend(batches);
+        schema = Some(conformed.schema);
+        batches.extend(conformed.batches);
+        rejected.extend(conformed.rejected);
     }
     let schema = schema.ok_or_else(|| EngineError::Invalid("no files to load".into()))?;
-    Ok((schema, all))
+    Ok(Conformed {
+        schema,
+        batches,
+        rejected,
+    })
 }
 
 /// One source file as a data frame; CSV values are read as text and cast to
@@ -401,137 +525,91 @@ async fn read_file(reader: &SessionContext, file: &SourceFile) -> Result<DataFra
     }
 }
 
+/// A source's rows as the table's, and those set aside.
+struct Conformed {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rejected: Vec<Rejected>,
+}
+
+/// A source row that does not fit the table, set aside by `--bad-rows quarantine`.
+#[derive(Debug, Clone)]
+struct Rejected {
+    source: String,
+    /// 1-based, in its source.
+    row: u64,
+    /// Its line, in a CSV or JSON lines file.
+    line: Option<u64>,
+    column: String,
+    value: Option<String>,
+    reason: String,
+}
+
 /// `df`'s rows (from `source`) conformed to `schema` (or `df`'s own columns
-/// when `None`): columns matched by name, values cast losslessly, a row that
-/// does not fit is an error naming the source, line and column.
+/// when `None`): columns matched by name, values cast losslessly. A row that
+/// does not fit is set aside when `quarantine`, else an error naming the
+/// source, line and column.
 async fn read_conformed(
     df: DataFrame,
     source: &str,
     format: Option<SourceFormat>,
     schema: Option<SchemaRef>,
+    quarantine: bool,
     progress: &LoadProgress,
-) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+) -> Result<Conformed, EngineError> {
     let source_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let schema = schema.unwrap_or_else(|| Arc::clone(&source_schema));
-    // the columns first: a source without a required column is an error
-    // even when it has no rows
-    conform(&RecordBatch::new_empty(Arc::clone(&source_schema)), &schema).map_err(|bad| {
+    let bad_column = |bad: BadColumn| {
         EngineError::Invalid(format!(
             "{source}: column {}: {}; nothing was loaded",
             bad.column, bad.reason
         ))
-    })?;
+    };
+    // the columns first: a source without a required column is an error
+    // even when it has no rows
+    conform(&RecordBatch::new_empty(Arc::clone(&source_schema)), &schema).map_err(bad_column)?;
     let mut stream = df
         .execute_stream()
         .await
         .map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
     let mut batches = Vec::new();
+    let mut rejected = Vec::new();
     let mut row = 0u64;
     while let Some(batch) = stream.next().await {
         let batch =
             batch.map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
-        let conformed = conform(&batch, &schema).map_err(|bad| {
-            let place = match format.and_then(|f| f.line(row + bad.row as u64)) {
+        let (conformed, bad) = conform(&batch, &schema).map_err(bad_column)?;
+        let bad = bad.into_iter().map(|bad| Rejected {
+            source: source.to_string(),
+            row: row + bad.row as u64 + 1,
+            line: format.and_then(|f| f.line(row + bad.row as u64)),
+            column: bad.column,
+            value: bad.value,
+            reason: bad.reason,
+        });
+        if quarantine {
+            rejected.extend(bad);
+        } else if let Some(bad) = bad.into_iter().next() {
+            let place = match bad.line {
                 Some(line) => format!("line {line}"),
-                None => format!("row {}", row + bad.row as u64 + 1),
+                None => format!("row {}", bad.row),
             };
-            EngineError::Invalid(format!(
+            return Err(EngineError::Invalid(format!(
                 "{source}: {place}, column {}: {}; nothing was loaded",
                 bad.column, bad.reason
-            ))
-        })?;
+            )));
+        }
         row += batch.num_rows() as u64;
         progress
             .rows
             .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         batches.push(conformed);
     }
-    Ok((schema, batches))
-}
-
-/// The first value of a batch that does not fit the table.
-#[derive(Debug)]
-struct BadValue {
-    row: usize,
-    column: String,
-    reason: String,
-}
-
-/// `batch` with `schema`'s columns: matched by name (exactly, else ignoring
-/// case), cast without loss; a missing nullable column is NULL.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, BadValue> {
-    let source = batch.schema();
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let found = source.index_of(field.name()).ok().or_else(|| {
-                source
-                    .fields()
-                    .iter()
-                    .position(|f| f.name().eq_ignore_ascii_case(field.name()))
-            });
-            let Some(index) = found else {
-                if field.is_nullable() {
-                    return Ok(new_null_array(field.data_type(), batch.num_rows()));
-                }
-                return Err(BadValue {
-                    row: 0,
-                    column: field.name().clone(),
-                    reason: "the column is missing, and the table requires it".into(),
-                });
-            };
-            conform_column(batch.column(index), field)
-        })
-        .collect::<Result<Vec<ArrayRef>, BadValue>>()?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|e| BadValue {
-        row: 0,
-        column: String::new(),
-        reason: e.to_string(),
+    Ok(Conformed {
+        schema,
+        batches,
+        rejected,
     })
-}
-
-/// `values` cast to `field`'s type; a value the cast cannot keep, or a NULL
-/// where the table requires a value, is the error.
-fn conform_column(values: &ArrayRef, field: &Field) -> Result<ArrayRef, BadValue> {
-    let bad = |row: usize, reason: String| BadValue {
-        row,
-        column: field.name().clone(),
-        reason,
-    };
-    let options = CastOptions {
-        safe: true,
-        ..Default::default()
-    };
-    let cast = cast_with_options(values, field.data_type(), &options).map_err(|e| {
-        bad(
-            0,
-            format!(
-                "{} values cannot become {}: {e}",
-                values.data_type(),
-                field.data_type()
-            ),
-        )
-    })?;
-    // a safe cast turns what it cannot convert into NULL
-    if cast.null_count() != values.null_count()
-        && let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && cast.is_null(i))
-    {
-        let text = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())
-            .map(|f| f.value(row).to_string())
-            .unwrap_or_default();
-        return Err(bad(
-            row,
-            format!("'{text}' is not a valid {}", field.data_type()),
-        ));
-    }
-    if !field.is_nullable()
-        && cast.null_count() > 0
-        && let Some(row) = (0..cast.len()).find(|&i| cast.is_null(i))
-    {
-        return Err(bad(row, "no value, and the table requires one".into()));
-    }
-    Ok(cast)
 }
 
 /// `batches` sorted by `sort_order`.

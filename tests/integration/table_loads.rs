@@ -586,3 +586,75 @@ fn put_if_absent(
     };
     runtime.block_on(store.put_opts(&key.into(), "{}".into(), options))
 }
+
+#[test]
+fn quarantined_rows_are_set_aside_with_their_reasons_once_and_the_rest_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    let csv = dir.path().join("wecom-2026-11-04.csv");
+    let mut text = String::from("member_id,ts,event,channel\n");
+    for i in 0..10 {
+        let member = if i == 1 {
+            "abc".to_string()
+        } else {
+            (i + 1).to_string()
+        };
+        let ts = if i == 4 {
+            "yesterday"
+        } else {
+            "2026-11-04T10:00:00Z"
+        };
+        text.push_str(&format!("{member},{ts},view,wecom\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let source = csv.to_str().unwrap();
+    let args = [
+        "load",
+        "events",
+        source,
+        "--data",
+        data.to_str().unwrap(),
+        "--bad-rows",
+        "quarantine",
+    ];
+    // a crash after the rejects are recorded: the retry records them once
+    let env = [(
+        "AUDIENCE_FAILPOINTS".to_string(),
+        "crash:load:quarantined".to_string(),
+    )];
+    let crashed = crate::common::audience_with_env(&args, &env);
+    assert!(
+        crashed.stderr.contains("failpoint crash:load:quarantined"),
+        "{}",
+        crashed.stderr
+    );
+    let out = audience(&args).ok();
+    assert!(out.contains("loaded 8 rows"), "{out}");
+    assert!(
+        out.contains("2 rows did not fit and were set aside in"),
+        "{out}"
+    );
+    assert!(audience(&args).ok().contains("nothing to do"));
+    assert_eq!(query(&data, "SELECT count(*) FROM events")[0][0], "8");
+    let rejects = query(
+        &data,
+        "SELECT line, \"column\", value, reason, source = '${SOURCE}' FROM events_rejects ORDER BY line"
+            .replace("${SOURCE}", source)
+            .as_str(),
+    );
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(rejects[0][..3], ["3", "member_id", "abc"]);
+    assert!(
+        rejects[0][3].contains("'abc' is not a valid Int64"),
+        "{rejects:?}"
+    );
+    assert_eq!(rejects[1][..3], ["6", "ts", "yesterday"]);
+    assert!(
+        rejects[1][3].contains("is not a valid Timestamp"),
+        "{rejects:?}"
+    );
+    assert_eq!(rejects[0][4], "true");
+    // without quarantine, the same file is refused, naming the first bad row
+    let other = dir.path().join("other");
+    load(&other, &[&csv], &[]).user_error("line 3, column member_id: 'abc' is not a valid Int64");
+}
