@@ -113,6 +113,36 @@ pub(crate) fn write_parquet(path: &Path, rows: &[Event]) {
     writer.close().unwrap();
 }
 
+/// Writes `rows` as the Delta table `table` with the `deltalake` package:
+/// three appends of unsorted slices, so files overlap in members.
+pub(crate) fn write_with_deltalake(table: &Path, rows: &[Event]) {
+    std::fs::create_dir_all(table.parent().unwrap()).unwrap();
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::json!([r.member, r.micros, r.event]))
+        .collect();
+    python_script_with_stdin(
+        "tests/delta/read_table.py",
+        &["--write", table.to_str().unwrap()],
+        &serde_json::Value::Array(json).to_string(),
+    );
+}
+
+/// The plan of [`VIEW_THEN_PURCHASE`] over two partitions.
+pub(crate) fn funnel_plan(data: &Path) -> String {
+    audience(&[
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        "--target-partitions",
+        "2",
+        "--format",
+        "csv",
+        &format!("EXPLAIN {VIEW_THEN_PURCHASE}"),
+    ])
+    .ok()
+}
+
 /// Rows per member of `rows`.
 pub(crate) fn per_member(rows: &[Event]) -> BTreeMap<i64, u64> {
     let mut counts = BTreeMap::new();
@@ -248,17 +278,7 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
         counted_view_then_purchase(&data),
         expected_view_then_purchase(&all)
     );
-    let plan = audience(&[
-        "query",
-        "--data",
-        data.to_str().unwrap(),
-        "--target-partitions",
-        "2",
-        "--format",
-        "csv",
-        &format!("EXPLAIN {VIEW_THEN_PURCHASE}"),
-    ])
-    .ok();
+    let plan = funnel_plan(&data);
     assert!(
         plan.contains("MergeMemberRangesExec")
             && plan.contains("SinglePartitioned")
@@ -463,17 +483,8 @@ fn a_table_written_by_deltalake_in_no_particular_layout_is_answered_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dataset");
     let rows = events(150, 1..60, 0, 5);
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::json!([r.member, r.micros, r.event]))
-        .collect();
     let table = data.join("events");
-    std::fs::create_dir_all(&data).unwrap();
-    python_script_with_stdin(
-        "tests/delta/read_table.py",
-        &["--write", table.to_str().unwrap()],
-        &serde_json::Value::Array(json).to_string(),
-    );
+    write_with_deltalake(&table, &rows);
     assert!(data_files(&table).len() >= 3);
     assert_eq!(counted_per_member(&data), per_member(&rows));
     assert_eq!(

@@ -11,10 +11,11 @@ use std::process::{Child, Command, Stdio};
 
 use audience_engine::{Engine, EngineConfig, Location};
 
-use crate::common::{audience, audience_with_env, python_script, python_script_with_stdin};
+use crate::common::{audience, audience_with_env, python_script};
 use crate::table_loads::{
-    Event, VIEW_THEN_PURCHASE, counted_per_member, counted_view_then_purchase, data_files, events,
-    expected_view_then_purchase, load, per_member, write_parquet,
+    Event, counted_per_member, counted_view_then_purchase, data_files, events,
+    expected_view_then_purchase, funnel_plan, load, per_member, write_parquet,
+    write_with_deltalake,
 };
 
 /// A dataset whose `events` table holds three daily loads (Parquet files of
@@ -39,21 +40,6 @@ fn compact(data: &Path, tables: &[&str]) -> crate::common::Run {
     let mut args = vec!["compact", "--data", data.to_str().unwrap()];
     args.extend(tables);
     audience(&args)
-}
-
-/// The plan of [`VIEW_THEN_PURCHASE`] over two partitions.
-fn funnel_plan(data: &Path) -> String {
-    audience(&[
-        "query",
-        "--data",
-        data.to_str().unwrap(),
-        "--target-partitions",
-        "2",
-        "--format",
-        "csv",
-        &format!("EXPLAIN {VIEW_THEN_PURCHASE}"),
-    ])
-    .ok()
 }
 
 /// What the `deltalake` package reads of `table` (at `version`, if given).
@@ -131,18 +117,9 @@ fn a_foreign_table_is_read_unsorted_until_compaction_sorts_and_ranges_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dataset");
     let table = data.join("events");
-    std::fs::create_dir_all(&data).unwrap();
     // three appends of unsorted slices by the deltalake package
     let rows = events(600, 1..200, 0, 7);
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::json!([r.member, r.micros, r.event]))
-        .collect();
-    python_script_with_stdin(
-        "tests/delta/read_table.py",
-        &["--write", table.to_str().unwrap()],
-        &serde_json::Value::Array(json).to_string(),
-    );
+    write_with_deltalake(&table, &rows);
     // its files are not claimed sorted: the aggregate hashes, exactly
     let plan = funnel_plan(&data);
     assert!(plan.contains("RepartitionExec"), "{plan}");
@@ -419,16 +396,7 @@ fn a_crash_at_any_point_of_a_load_or_compaction_loses_and_doubles_nothing() {
         let table = data.join("events");
         let rows = match *point {
             "compact:ranges_recorded" => {
-                std::fs::create_dir_all(&data).unwrap();
-                let json: Vec<serde_json::Value> = both
-                    .iter()
-                    .map(|r| serde_json::json!([r.member, r.micros, r.event]))
-                    .collect();
-                python_script_with_stdin(
-                    "tests/delta/read_table.py",
-                    &["--write", table.to_str().unwrap()],
-                    &serde_json::Value::Array(json).to_string(),
-                );
+                write_with_deltalake(&table, &both);
                 both.clone()
             }
             _ => {
