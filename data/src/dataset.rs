@@ -78,13 +78,31 @@ pub enum DatasetError {
 /// Makes sure `dir` holds the dataset `stamp` names. If it is absent, or a
 /// dataset of ours from another generator version at the same scale, `build`
 /// writes it into a folder beside `dir`, which is stamped and renamed into
-/// place, so a reader never sees half a dataset and concurrent first uses
-/// agree. Any other content of `dir` is an [`DatasetError::Occupied`] error.
+/// place, so a reader never sees half a dataset; concurrent first uses wait
+/// for one another (a lock file beside `dir`). Any other content of `dir` is an [`DatasetError::Occupied`] error.
 pub fn ensure_dataset(
     dir: &Path,
     stamp: &str,
     build: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), DatasetError> {
+    if read_stamp(dir).as_deref() == Some(stamp) {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir).to_path_buf();
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DatasetError::Io { what, path, source }
+    };
+    std::fs::create_dir_all(&parent).map_err(io("cannot create", &parent))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // One process builds or replaces the dataset at a time; the others wait,
+    // then find it stamped (a reader never sees it missing or half removed).
+    let lock_path = parent.join(format!(".{name}.lock"));
+    let lock = std::fs::File::create(&lock_path).map_err(io("cannot create", &lock_path))?;
+    lock.lock().map_err(io("cannot lock", &lock_path))?;
     let found = read_stamp(dir);
     if found.as_deref() == Some(stamp) {
         return Ok(());
@@ -107,16 +125,6 @@ pub fn ensure_dataset(
             }
         }
     }
-    let parent = dir.parent().unwrap_or(dir).to_path_buf();
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DatasetError::Io { what, path, source }
-    };
-    std::fs::create_dir_all(&parent).map_err(io("cannot create", &parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}-{}", std::process::id()));
     let built = build(&tmp)
         .map_err(DatasetError::Build)
@@ -125,22 +133,12 @@ pub fn ensure_dataset(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    if read_stamp(dir).as_deref() == Some(stamp) {
-        // another process finished first
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(());
-    }
-    // the stale dataset is moved aside first (atomically: a process racing
-    // to replace it too finds it gone, not half removed), then removed
-    let stale = parent.join(format!(".{name}-stale-{}", std::process::id()));
-    if std::fs::rename(dir, &stale).is_ok() {
-        std::fs::remove_dir_all(&stale).map_err(io("cannot remove the stale dataset", &stale))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io("cannot remove the stale dataset", dir))?;
     }
     if let Err(e) = std::fs::rename(&tmp, dir) {
         let _ = std::fs::remove_dir_all(&tmp);
-        if read_stamp(dir).as_deref() != Some(stamp) {
-            return Err(io("cannot move the dataset into", dir)(e));
-        }
+        return Err(io("cannot move the dataset into", dir)(e));
     }
     Ok(())
 }
@@ -217,5 +215,33 @@ mod tests {
         assert!(dir.join("events").is_dir(), "the folder is left as it was");
         assert_eq!(builds.get(), 2);
         Ok(())
+    }
+
+    #[test]
+    fn concurrent_first_uses_build_once_and_never_see_it_missing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("tiny");
+        let stamp = config().stamp();
+        // a stale dataset of ours, replaced by whichever use comes first
+        std::fs::create_dir_all(dir.join("events")).unwrap();
+        write_stamp(&dir, "audience-data 1 scale=tiny seed=42").unwrap();
+        let builds = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    ensure_dataset(&dir, &stamp, |tmp| {
+                        builds.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        std::fs::create_dir_all(tmp.join("events")).map_err(|e| e.to_string())
+                    })
+                    .unwrap();
+                    // what each use returns to is there, complete
+                    assert_eq!(read_stamp(&dir).as_deref(), Some(stamp.as_str()));
+                    assert!(dir.join("events").is_dir());
+                });
+            }
+        });
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
     }
 }
