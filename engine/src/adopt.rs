@@ -3,8 +3,6 @@
 //! hold are recorded, so loads into it split their rows the same way. This
 //! is how `audience gen`'s tables become Delta tables.
 
-use std::sync::Arc;
-
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -13,7 +11,9 @@ use deltalake_core::kernel::Add;
 use object_store::ObjectMeta;
 
 use crate::catalog::dataset_sort_order;
-use crate::delta_tables::{delta_error, delta_table, is_delta_table, table_root, table_store};
+use crate::delta_tables::{
+    delta_error, delta_table, footer, is_delta_table, table_root, table_store,
+};
 use crate::error::EngineError;
 use crate::storage::Location;
 use crate::table_writes::{FileStats, create, has_member_ranges};
@@ -54,14 +54,10 @@ pub(crate) async fn adopt(
     let schema = ParquetFormat::default()
         .infer_schema(&state, &store, &files)
         .await?;
-    let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
     let mut adds = Vec::with_capacity(files.len());
     let mut members = Vec::with_capacity(files.len());
     for file in &files {
-        let metadata = DFParquetMetadata::new(store.as_ref(), file)
-            .with_file_metadata_cache(Some(Arc::clone(&cache)))
-            .fetch_metadata()
-            .await?;
+        let metadata = footer(&state, &store, file).await?;
         let statistics = DFParquetMetadata::statistics_from_parquet_metadata(&metadata, &schema)?;
         let stats = FileStats::from_statistics(&schema, &statistics);
         members.push(stats.range_of("member_id"));

@@ -72,6 +72,19 @@ pub(crate) async fn register_table(
     register_parquet(ctx, name, location, sort_order).await
 }
 
+/// `options` declaring that every file is sorted by `sort_order` (ascending,
+/// NULLs last: as `ORDER BY` sorts by default).
+pub(crate) fn sorted_by<S: AsRef<str>>(
+    options: ListingOptions,
+    sort_order: &[S],
+) -> ListingOptions {
+    let order: Vec<SortExpr> = sort_order
+        .iter()
+        .map(|c| col(c.as_ref()).sort(true, false))
+        .collect();
+    options.with_file_sort_order(vec![order])
+}
+
 /// Registers the Parquet file or folder at `location` as table `name`, declaring
 /// that its files are sorted by `sort_order` (ascending).
 async fn register_parquet(
@@ -95,13 +108,9 @@ async fn register_parquet(
                 "table '{name}': sort_order names column '{missing}', which the table does not have"
             )));
         }
-        let order: Vec<SortExpr> = sort_order
-            .iter()
-            .map(|c| col(*c).sort(true, false))
-            .collect();
         // Scans sorted by member_id over disjoint member ranges are regrouped
         // and declared range-partitioned at planning (`member_ranges`).
-        options = options.with_file_sort_order(vec![order]);
+        options = sorted_by(options, sort_order);
     }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)

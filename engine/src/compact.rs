@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::logical_expr::{col, lit};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use deltalake_core::kernel::transaction::{CommitBuilder, TransactionError};
@@ -24,14 +24,15 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::catalog::dataset_sort_order;
 use crate::delta_tables::{
-    CommitBase, delta_error, delta_table, file_meta, table_root, table_store, with_stored_types,
+    CommitBase, delta_error, delta_table, file_meta, footer, table_root, table_store,
+    with_stored_types,
 };
 use crate::error::EngineError;
 use crate::failpoints;
 use crate::storage::Location;
 use crate::table_writes::{
-    MEMBER_RANGES_PROPERTY, WriteError, file_name, has_member_ranges, new_ranges, range_of,
-    stored_ranges, write_file,
+    FileStats, MEMBER_RANGES_PROPERTY, WriteError, file_name, has_member_ranges, new_ranges,
+    range_of, stored_ranges, write_file,
 };
 
 /// What a compaction did to one table.
@@ -86,23 +87,17 @@ pub(crate) async fn compact(
         .await?;
     let schema = with_stored_types(&logical, &stored).unwrap_or(logical);
     let ranged = has_member_ranges(&schema, &sort_order);
-    let member_index = schema.index_of("member_id").ok();
+    let session = ctx.state();
     let mut files = Vec::with_capacity(metas.len());
     for (remove, meta) in metas {
-        let members = match (ranged, member_index) {
-            (true, Some(index)) => {
-                let statistics = format
-                    .infer_stats(&ctx.state(), &store, Arc::clone(&schema), &meta)
-                    .await?;
-                let column = &statistics.column_statistics[index];
-                match (column.min_value.get_value(), column.max_value.get_value()) {
-                    (Some(ScalarValue::Int64(Some(lo))), Some(ScalarValue::Int64(Some(hi)))) => {
-                        Some((*lo, *hi))
-                    }
-                    _ => None,
-                }
+        let members = match ranged {
+            true => {
+                let metadata = footer(&session, &store, &meta).await?;
+                let statistics =
+                    DFParquetMetadata::statistics_from_parquet_metadata(&metadata, &schema)?;
+                FileStats::from_statistics(&schema, &statistics).range_of("member_id")
             }
-            _ => None,
+            false => None,
         };
         let url = table_url
             .join(&remove.path)

@@ -37,7 +37,7 @@ pub(crate) fn conform(
 ) -> Result<(RecordBatch, Vec<BadRow>), BadColumn> {
     let source = batch.schema();
     let mut columns = Vec::with_capacity(schema.fields().len());
-    let mut bad: Vec<Option<BadRow>> = vec![None; batch.num_rows()];
+    let mut bad: Vec<BadRow> = Vec::new();
     for field in schema.fields() {
         let found = source.index_of(field.name()).ok().or_else(|| {
             source
@@ -56,15 +56,12 @@ pub(crate) fn conform(
             });
         };
         let (cast, rows) = conform_column(batch.column(index), field)?;
-        for row in rows {
-            let slot = &mut bad[row.row];
-            if slot.is_none() {
-                *slot = Some(row);
-            }
-        }
+        bad.extend(rows);
         columns.push(cast);
     }
-    let bad: Vec<BadRow> = bad.into_iter().flatten().collect();
+    // each bad row once, with its first bad column (the sort is stable)
+    bad.sort_by_key(|b| b.row);
+    bad.dedup_by_key(|b| b.row);
     if !bad.is_empty() {
         let mut keep = vec![true; batch.num_rows()];
         for row in &bad {

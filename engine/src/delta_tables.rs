@@ -46,8 +46,10 @@ use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore};
+use parquet::file::metadata::ParquetMetaData;
 use url::Url;
 
+use crate::catalog::sorted_by;
 use crate::error::EngineError;
 use crate::member_ranges::contiguous_groups;
 use crate::storage::{Location, storage_error};
@@ -245,6 +247,20 @@ pub(crate) fn with_stored_types(logical: &Schema, stored: &Schema) -> Option<Sch
         fields,
         logical.metadata().clone(),
     )))
+}
+
+/// `file`'s Parquet footer, through the runtime's metadata cache (so the
+/// scan that reads the file does not fetch it again).
+pub(crate) async fn footer(
+    state: &dyn Session,
+    store: &Arc<dyn ObjectStore>,
+    file: &ObjectMeta,
+) -> DfResult<Arc<ParquetMetaData>> {
+    let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+    DFParquetMetadata::new(store.as_ref(), file)
+        .with_file_metadata_cache(Some(cache))
+        .fetch_metadata()
+        .await
 }
 
 /// The object of the data file `file` of the table whose folder is `root`.
@@ -445,11 +461,7 @@ impl DeltaTableProvider {
         if let Some(known) = self.known_files()?.get(&file.location) {
             return Ok(Arc::clone(known));
         }
-        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        let metadata = DFParquetMetadata::new(store.as_ref(), file)
-            .with_file_metadata_cache(Some(cache))
-            .fetch_metadata()
-            .await?;
+        let metadata = footer(state, store, file).await?;
         let statistics =
             DFParquetMetadata::statistics_from_parquet_metadata(&metadata, &self.schema)?;
         // the footer's sorting columns, as the table's order or finer
@@ -503,12 +515,7 @@ impl DeltaTableProvider {
         let mut options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if sorted && !self.sort_order.is_empty() {
-            let order = self
-                .sort_order
-                .iter()
-                .map(|c| datafusion::logical_expr::col(c.as_str()).sort(true, false))
-                .collect();
-            options = options.with_file_sort_order(vec![order]);
+            options = sorted_by(options, &self.sort_order);
         }
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)

@@ -14,22 +14,39 @@ use datafusion::prelude::SessionContext;
 /// How long a `pause:POINT` failpoint waits.
 pub(crate) const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Whether the environment switches on the failpoint `name`.
+/// The failpoints the environment switches on, read once: points sit on
+/// paths taken per batch.
+fn switched_on() -> &'static [String] {
+    static ON: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ON.get_or_init(|| {
+        std::env::var("AUDIENCE_FAILPOINTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|f| f.trim().to_string())
+            .collect()
+    })
+}
+
+/// Whether the failpoint `name` is switched on.
 fn enabled(name: &str) -> bool {
-    std::env::var("AUDIENCE_FAILPOINTS")
-        .unwrap_or_default()
-        .split(',')
-        .any(|f| f.trim() == name)
+    switched_on().iter().any(|f| f == name)
+}
+
+/// Whether `KIND:POINT` is switched on (compared without allocating).
+fn enabled_at(kind: &str, point: &str) -> bool {
+    switched_on()
+        .iter()
+        .any(|f| f.split_once(':') == Some((kind, point)))
 }
 
 /// A point where a test may crash the process (`crash:POINT`) or make it
 /// wait (`pause:POINT`), to prove what a crash or a race there leaves.
 pub(crate) async fn point(name: &str) {
-    if enabled(&format!("crash:{name}")) {
+    if enabled_at("crash", name) {
         eprintln!("failpoint crash:{name}: aborting");
         std::process::abort();
     }
-    if enabled(&format!("pause:{name}")) {
+    if enabled_at("pause", name) {
         eprintln!("failpoint pause:{name}: waiting {} s", PAUSE.as_secs());
         tokio::time::sleep(PAUSE).await;
     }

@@ -271,13 +271,9 @@ fn loads_of_csv_json_and_parquet_are_versions_the_next_query_sees() {
     );
 
     let all: Vec<Event> = [day1, day2, day3].concat();
-    assert_eq!(counted_per_member(&data), per_member(&all));
     // a per-member function over fresh, uncompacted files stays exact, and
     // streams: each range's files (one per load) are merged in its partition
-    assert_eq!(
-        counted_view_then_purchase(&data),
-        expected_view_then_purchase(&all)
-    );
+    assert_exact(&data, &all);
     let plan = funnel_plan(&data);
     assert!(
         plan.contains("MergeMemberRangesExec")
@@ -319,13 +315,23 @@ pub(crate) const VIEW_THEN_PURCHASE: &str = "SELECT count(*) FROM (SELECT member
     FROM events GROUP BY member_id) WHERE level = 2";
 
 /// [`VIEW_THEN_PURCHASE`] as `window_funnel` counts them.
-pub(crate) fn counted_view_then_purchase(data: &Path) -> usize {
+fn counted_view_then_purchase(data: &Path) -> usize {
     let funnels = query(data, VIEW_THEN_PURCHASE);
     funnels[0][0].parse().unwrap()
 }
 
+/// Asserts that the table answers exactly as `rows`: events per member, and
+/// a per-member function (a 2-step funnel).
+pub(crate) fn assert_exact(data: &Path, rows: &[Event]) {
+    assert_eq!(counted_per_member(data), per_member(rows));
+    assert_eq!(
+        counted_view_then_purchase(data),
+        expected_view_then_purchase(rows)
+    );
+}
+
 /// Members with a view followed by a purchase within 30 days.
-pub(crate) fn expected_view_then_purchase(rows: &[Event]) -> usize {
+fn expected_view_then_purchase(rows: &[Event]) -> usize {
     let mut by_member: BTreeMap<i64, Vec<(i64, &str)>> = BTreeMap::new();
     for r in rows {
         by_member
@@ -486,11 +492,7 @@ fn a_table_written_by_deltalake_in_no_particular_layout_is_answered_exactly() {
     let table = data.join("events");
     write_with_deltalake(&table, &rows);
     assert!(data_files(&table).len() >= 3);
-    assert_eq!(counted_per_member(&data), per_member(&rows));
-    assert_eq!(
-        counted_view_then_purchase(&data),
-        expected_view_then_purchase(&rows)
-    );
+    assert_exact(&data, &rows);
 }
 
 #[test]

@@ -13,9 +13,8 @@ use audience_engine::{Engine, EngineConfig, Location};
 
 use crate::common::{audience, audience_with_env, python_script};
 use crate::table_loads::{
-    Event, counted_per_member, counted_view_then_purchase, data_files, events,
-    expected_view_then_purchase, funnel_plan, load, per_member, write_parquet,
-    write_with_deltalake,
+    Event, assert_exact, counted_per_member, data_files, events, funnel_plan, load, per_member,
+    write_parquet, write_with_deltalake,
 };
 
 /// A dataset whose `events` table holds three daily loads (Parquet files of
@@ -72,11 +71,7 @@ fn compaction_leaves_one_sorted_file_per_range_and_changes_no_answer() {
     // two ranges are merged, one file each
     assert!(out.starts_with("events: 5 files merged into 2 ("), "{out}");
     assert!(out.contains("version 4)"), "{out}");
-    assert_eq!(counted_per_member(&data), per_member(&all));
-    assert_eq!(
-        counted_view_then_purchase(&data),
-        expected_view_then_purchase(&all)
-    );
+    assert_exact(&data, &all);
     let plan = funnel_plan(&data);
     assert!(
         plan.contains("SinglePartitioned")
@@ -123,11 +118,7 @@ fn a_foreign_table_is_read_unsorted_until_compaction_sorts_and_ranges_it() {
     // its files are not claimed sorted: the aggregate hashes, exactly
     let plan = funnel_plan(&data);
     assert!(plan.contains("RepartitionExec"), "{plan}");
-    assert_eq!(counted_per_member(&data), per_member(&rows));
-    assert_eq!(
-        counted_view_then_purchase(&data),
-        expected_view_then_purchase(&rows)
-    );
+    assert_exact(&data, &rows);
 
     // versions 0-2 are the appends; 3 records the member ranges, 4 compacts
     let out = compact(&data, &[]).ok();
@@ -140,11 +131,7 @@ fn a_foreign_table_is_read_unsorted_until_compaction_sorts_and_ranges_it() {
         plan.contains("SinglePartitioned") && !plan.contains("RepartitionExec"),
         "{plan}"
     );
-    assert_eq!(counted_per_member(&data), per_member(&rows));
-    assert_eq!(
-        counted_view_then_purchase(&data),
-        expected_view_then_purchase(&rows)
-    );
+    assert_exact(&data, &rows);
     assert_eq!(
         deltalake_per_member(&deltalake_read(&table, None)),
         per_member(&rows)
