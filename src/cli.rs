@@ -305,6 +305,10 @@ pub(crate) struct LoadArgs {
     /// or quarantine them into the table TABLE_rejects and load the rest.
     #[arg(long, value_enum, default_value = "reject")]
     pub(crate) bad_rows: BadRowsArg,
+    /// Memory for the load's sort (rows beyond it are sorted on disk), e.g.
+    /// "4GB" or "50%"; default engine.memory_limit.
+    #[arg(long)]
+    pub(crate) memory_limit: Option<String>,
     #[command(flatten)]
     pub(crate) limit: TimeoutArg,
 }
@@ -329,6 +333,10 @@ pub(crate) struct MaintainArgs {
     /// Dataset folder holding the tables (a path, file:// or s3://bucket/prefix); default data.dir.
     #[arg(long)]
     pub(crate) data: Option<String>,
+    /// Memory for a compaction's sort (rows beyond it are sorted on disk), e.g.
+    /// "4GB" or "50%"; default engine.memory_limit.
+    #[arg(long)]
+    pub(crate) memory_limit: Option<String>,
     #[command(flatten)]
     pub(crate) limit: TimeoutArg,
 }

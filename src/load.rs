@@ -16,7 +16,11 @@ use crate::maintain::dataset;
 use crate::query::run_task;
 
 pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
-    let (config, dataset) = dataset(args.config.as_deref(), args.data.as_deref())?;
+    let (config, dataset) = dataset(
+        args.config.as_deref(),
+        args.data.as_deref(),
+        args.memory_limit.as_deref(),
+    )?;
     if args.table.is_empty() || args.table.starts_with('.') || args.table.contains('/') {
         return Err(CliError::user(format!(
             "'{}' is not a table name: use letters, digits and _",
@@ -70,8 +74,13 @@ pub(crate) fn run(args: LoadArgs) -> Result<(), CliError> {
                 summary.batch_id, request.target, summary.version
             );
         } else {
+            // the rows beyond the memory limit were sorted on disk
+            let spilled = match summary.spilled_bytes {
+                0 => String::new(),
+                bytes => format!(", {:.1} MB sorted on disk", bytes as f64 / 1e6),
+            };
             println!(
-                "loaded {} rows from {} files into {} (version {}, {} files written, batch {}) in {secs:.2} s: {:.2}M rows/s",
+                "loaded {} rows from {} files into {} (version {}, {} files written, batch {}{spilled}) in {secs:.2} s: {:.2}M rows/s",
                 summary.rows,
                 summary.files_read,
                 request.target,

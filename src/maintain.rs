@@ -11,13 +11,17 @@ use crate::cli::{MaintainArgs, VacuumArgs};
 use crate::error::CliError;
 use crate::query::{base_config, run_task};
 
-/// The configuration with `--data` applied, and the dataset folder, which
-/// must be named.
+/// The configuration with `--data` and `--memory-limit` applied, and the
+/// dataset folder, which must be named.
 pub(crate) fn dataset(
     config: Option<&Path>,
     data: Option<&str>,
+    memory_limit: Option<&str>,
 ) -> Result<(EngineConfig, Location), CliError> {
     let mut config = base_config(config)?;
+    if let Some(limit) = memory_limit {
+        config.engine.memory_limit = limit.to_string();
+    }
     if let Some(dir) = data {
         config.data.dir = dir.to_string();
     }
@@ -60,7 +64,11 @@ async fn tables(
 }
 
 pub(crate) fn run_compact(args: MaintainArgs) -> Result<(), CliError> {
-    let (config, dir) = dataset(args.config.as_deref(), args.data.as_deref())?;
+    let (config, dir) = dataset(
+        args.config.as_deref(),
+        args.data.as_deref(),
+        args.memory_limit.as_deref(),
+    )?;
     run_task(args.limit.timeout, async move {
         let engine = Engine::start(&config).await?;
         for (name, location) in tables(&engine, &dir, &args.tables).await? {
@@ -84,7 +92,11 @@ pub(crate) fn run_compact(args: MaintainArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn run_vacuum(args: VacuumArgs) -> Result<(), CliError> {
-    let (config, dir) = dataset(args.tables.config.as_deref(), args.tables.data.as_deref())?;
+    let (config, dir) = dataset(
+        args.tables.config.as_deref(),
+        args.tables.data.as_deref(),
+        args.tables.memory_limit.as_deref(),
+    )?;
     let retain = args.retain;
     run_task(args.tables.limit.timeout, async move {
         let engine = Engine::start(&config).await?;

@@ -19,6 +19,7 @@ use deltalake_core::kernel::transaction::{CommitBuilder, TransactionError};
 use deltalake_core::kernel::{Action, Add, MetadataExt};
 use deltalake_core::protocol::DeltaOperation;
 use deltalake_core::{DeltaTable, DeltaTableError};
+use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -31,7 +32,7 @@ use crate::error::EngineError;
 use crate::failpoints;
 use crate::storage::Location;
 use crate::table_writes::{
-    FileStats, MEMBER_RANGES_PROPERTY, WriteError, file_name, has_member_ranges, new_ranges,
+    FileStats, MEMBER_RANGES_PROPERTY, MemberSample, WriteError, file_name, has_member_ranges,
     range_of, stored_ranges, write_file,
 };
 
@@ -117,13 +118,17 @@ pub(crate) async fn compact(
         (true, Some(starts)) => starts,
         (true, None) => {
             let urls: Vec<&str> = files.iter().map(|f| f.url.as_str()).collect();
-            let ids = ctx
+            let mut ids = ctx
                 .read_parquet(urls, ParquetReadOptions::default())
                 .await?
                 .select(vec![col("member_id")])?
-                .collect()
+                .execute_stream()
                 .await?;
-            let starts = new_ranges(&ids)?;
+            let mut sample = MemberSample::default();
+            while let Some(batch) = ids.next().await {
+                sample.add(&batch?)?;
+            }
+            let starts = sample.ranges();
             let text: Vec<String> = starts.iter().map(i64::to_string).collect();
             let (key, value) = (MEMBER_RANGES_PROPERTY.to_string(), text.join(","));
             let metadata = state

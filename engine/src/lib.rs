@@ -172,7 +172,7 @@ impl Engine {
     pub async fn load(
         &self,
         request: &LoadRequest,
-        progress: &LoadProgress,
+        progress: &Arc<LoadProgress>,
     ) -> Result<LoadSummary, EngineError> {
         let query = match &request.sql {
             Some(sql) => Some(self.sql(sql).await?),

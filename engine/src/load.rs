@@ -5,20 +5,26 @@
 //! records the batch, so loading the same batch again changes nothing.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::col;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{CsvReadOptions, DataFrame, JsonReadOptions, SessionContext};
 use deltalake_core::DeltaTable;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, Add, Transaction};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
@@ -32,7 +38,7 @@ use crate::error::EngineError;
 use crate::failpoints;
 use crate::storage::Location;
 use crate::table_writes::{
-    create, has_member_ranges, hex, new_ranges, stored_ranges, write_ranges,
+    MemberSample, WriteError, create, has_member_ranges, hex, stored_ranges, write_ranges,
 };
 
 /// The application id prefix of the batch transactions in the log.
@@ -121,6 +127,8 @@ pub struct LoadSummary {
     pub already_loaded: bool,
     /// Rows set aside by [`BadRows::Quarantine`].
     pub rejected: u64,
+    /// Bytes the sort spilled to disk (rows beyond the memory limit).
+    pub spilled_bytes: u64,
 }
 
 /// Progress of a running load, for a progress bar.
@@ -152,7 +160,7 @@ pub(crate) async fn load(
     ctx: &SessionContext,
     request: &LoadRequest,
     query: Option<DataFrame>,
-    progress: &LoadProgress,
+    progress: &Arc<LoadProgress>,
 ) -> Result<LoadSummary, EngineError> {
     let target = &request.target;
     let sort_order: Vec<String> = dataset_sort_order(&request.table)
@@ -189,6 +197,7 @@ pub(crate) async fn load(
                 version: state.version(),
                 already_loaded: true,
                 rejected: 0,
+                spilled_bytes: 0,
             });
         }
     }
@@ -206,33 +215,45 @@ pub(crate) async fn load(
         request.schema.clone()
     };
     let reader = reading_context(ctx);
-    let quarantine = matches!(request.bad_rows, BadRows::Quarantine(_));
-    let Conformed {
-        schema,
-        batches,
-        rejected,
-    } = match query {
-        Some(df) => {
-            read_conformed(df, "the query", None, table_schema, quarantine, progress).await?
-        }
-        None => read_files(&reader, &files, table_schema, quarantine, progress).await?,
+    let inputs: Vec<Input> = match query {
+        Some(df) => vec![Input::Query(df)],
+        None => files.into_iter().map(Input::File).collect(),
     };
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    if let BadRows::Quarantine(rejects) = &request.bad_rows
-        && !rejected.is_empty()
-    {
-        quarantine_rows(ctx, request, rejects, &batch_id, &app_id, &rejected).await?;
-        failpoints::point("load:quarantined").await;
-    }
+    let files_read = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::File(_)))
+        .count();
+    // the table's columns; a new one of unknown columns takes the first source's
+    let schema = match (table_schema, inputs.first()) {
+        (Some(schema), _) => schema,
+        (None, Some(first)) => Arc::new(first.open(&reader).await?.df.schema().as_arrow().clone()),
+        (None, None) => return Err(EngineError::Invalid("no files to load".into())),
+    };
+    let ranged = has_member_ranges(&schema, &sort_order);
+    let read = Arc::new(Mutex::new(ReadState {
+        rejected: Vec::new(),
+        sample: (ranged && !exists).then(MemberSample::default),
+    }));
+    let rows = read_rows(
+        reader,
+        inputs,
+        Arc::clone(&schema),
+        matches!(request.bad_rows, BadRows::Quarantine(_)),
+        Arc::clone(&read),
+        Arc::clone(progress),
+    );
+    let (plan, mut sorted) = sort(ctx, rows, &sort_order).await?;
+    // a sort reads all its input before its first row: from here the rows
+    // are read and their member ids sampled
+    let first = sorted.next().await.transpose().map_err(read_error)?;
     failpoints::point("load:read").await;
     // A new table is created empty first (its columns and member ranges), so
     // its folder never holds data files outside a committed version.
     let log = match exists {
         true => log,
         false => {
-            let ranges = has_member_ranges(&schema, &sort_order)
-                .then(|| new_ranges(&batches))
-                .transpose()?;
+            let sample = lock(&read).sample.take();
+            let ranges = sample.map(MemberSample::ranges);
             create(log, &request.table, &schema, ranges.as_deref(), Vec::new())
                 .await
                 .map_err(|e| delta_error(target, e))?
@@ -240,9 +261,15 @@ pub(crate) async fn load(
     };
     failpoints::point("load:created").await;
     let ranges = stored_ranges(&log, target)?;
-    let sorted = sort(ctx, Arc::clone(&schema), batches, &sort_order).await?;
     let (store, _) = table_store(ctx, target)?;
     let root = table_root(ctx, target)?;
+    let rows = AtomicU64::new(0);
+    let sorted = futures::stream::iter(first.map(Ok))
+        .chain(sorted)
+        .inspect_ok(|batch| {
+            rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        })
+        .map_err(|e| WriteError::from(Box::new(read_error(e))));
     let written = write_ranges(
         &store,
         &root,
@@ -253,19 +280,30 @@ pub(crate) async fn load(
         &batch_id,
     )
     .await
-    .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+    .map_err(|e| match e.downcast::<EngineError>() {
+        Ok(read) => *read,
+        Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
+    })?;
     failpoints::point("load:files_written").await;
+    let rejected = std::mem::take(&mut lock(&read).rejected);
+    if let BadRows::Quarantine(rejects) = &request.bad_rows
+        && !rejected.is_empty()
+    {
+        quarantine_rows(ctx, request, rejects, &batch_id, &app_id, &rejected).await?;
+        failpoints::point("load:quarantined").await;
+    }
     let files_written = written.len();
     let version = commit_batch(&log, target, &app_id, written).await?;
     failpoints::point("load:committed").await;
     Ok(LoadSummary {
         batch_id,
-        rows,
-        files_read: files.len(),
+        rows: rows.into_inner(),
+        files_read,
         files_written,
         version,
         already_loaded: false,
         rejected: rejected.len() as u64,
+        spilled_bytes: spilled_bytes(plan.as_ref()),
     })
 }
 
@@ -337,7 +375,8 @@ async fn quarantine_rows(
         .map_err(datafusion::error::DataFusionError::from)?;
     let (store, _) = table_store(ctx, target)?;
     let root = table_root(ctx, target)?;
-    let written = write_ranges(&store, &root, &schema, &[], vec![batch], None, batch_id)
+    let batch = futures::stream::iter([Ok::<_, WriteError>(batch)]);
+    let written = write_ranges(&store, &root, &schema, &[], batch, None, batch_id)
         .await
         .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
     commit_batch(&log, target, app_id, written).await?;
@@ -457,32 +496,174 @@ async fn batch_hash(files: &[SourceFile]) -> Result<String, EngineError> {
     Ok(hex(&hash.finalize()))
 }
 
-/// Every file's rows conformed to the table's columns (the first file's
-/// columns when the table is new and its columns unknown).
-async fn read_files(
-    reader: &SessionContext,
-    files: &[SourceFile],
-    mut schema: Option<SchemaRef>,
-    quarantine: bool,
-    progress: &LoadProgress,
-) -> Result<Conformed, EngineError> {
-    let (mut batches, mut rejected) = (Vec::new(), Vec::new());
-    for file in files {
-        let df = read_file(reader, file).await?;
-        let format = Some(file.format);
-        let conformed =
-            read_conformed(df, &file.url, format, schema.clone(), quarantine, progress).await?;
-        progress.bytes.fetch_add(file.meta.size, Ordering::Relaxed);
-        schema = Some(conformed.schema);
-        batches.extend(conformed.batches);
-        rejected.extend(conformed.rejected);
+/// What a load reads: its source files, or its query's result.
+enum Input {
+    File(SourceFile),
+    Query(DataFrame),
+}
+
+/// An input opened for reading.
+struct Opened {
+    df: DataFrame,
+    /// The input's name in messages.
+    name: String,
+    format: Option<SourceFormat>,
+    /// The file's size in bytes.
+    bytes: u64,
+}
+
+impl Input {
+    async fn open(&self, reader: &SessionContext) -> Result<Opened, EngineError> {
+        Ok(match self {
+            Input::File(file) => Opened {
+                df: read_file(reader, file).await?,
+                name: file.url.clone(),
+                format: Some(file.format),
+                bytes: file.meta.size,
+            },
+            Input::Query(df) => Opened {
+                df: df.clone(),
+                name: "the query".into(),
+                format: None,
+                bytes: 0,
+            },
+        })
     }
-    let schema = schema.ok_or_else(|| EngineError::Invalid("no files to load".into()))?;
-    Ok(Conformed {
-        schema,
-        batches,
-        rejected,
+}
+
+/// What reading a load's rows found besides them.
+struct ReadState {
+    /// Rows set aside (with `--bad-rows quarantine`).
+    rejected: Vec<Rejected>,
+    /// The member ids of a new table with member ranges.
+    sample: Option<MemberSample>,
+}
+
+fn lock(state: &Mutex<ReadState>) -> std::sync::MutexGuard<'_, ReadState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The rows of every input in turn, conformed to `schema`, as a stream (an
+/// error in it is the [`EngineError`] naming the input, row and column).
+fn read_rows(
+    reader: SessionContext,
+    inputs: Vec<Input>,
+    schema: SchemaRef,
+    quarantine: bool,
+    state: Arc<Mutex<ReadState>>,
+    progress: Arc<LoadProgress>,
+) -> SendableRecordBatchStream {
+    let table = Arc::clone(&schema);
+    let rows = futures::stream::iter(inputs)
+        .then(move |input| {
+            let (reader, schema) = (reader.clone(), Arc::clone(&table));
+            let (state, progress) = (Arc::clone(&state), Arc::clone(&progress));
+            async move {
+                let opened = input.open(&reader).await?;
+                conformed_rows(opened, schema, quarantine, state, progress).await
+            }
+        })
+        .map_err(as_stream_error)
+        .try_flatten();
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+}
+
+/// The input's rows conformed to `schema`: columns matched by name, values
+/// cast losslessly. A row that does not fit is set aside when `quarantine`,
+/// else an error naming the input, line and column.
+async fn conformed_rows(
+    input: Opened,
+    schema: SchemaRef,
+    quarantine: bool,
+    state: Arc<Mutex<ReadState>>,
+    progress: Arc<LoadProgress>,
+) -> Result<impl Stream<Item = Result<RecordBatch, DataFusionError>>, EngineError> {
+    let Opened {
+        df,
+        name,
+        format,
+        bytes,
+    } = input;
+    let source_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let bad_column = {
+        let name = name.clone();
+        move |bad: BadColumn| {
+            EngineError::Invalid(format!(
+                "{name}: column {}: {}; nothing was loaded",
+                bad.column, bad.reason
+            ))
+        }
+    };
+    // the columns first: a source without a required column is an error
+    // even when it has no rows
+    conform(&RecordBatch::new_empty(Arc::clone(&source_schema)), &schema).map_err(&bad_column)?;
+    let batches = df
+        .execute_stream()
+        .await
+        .map_err(|e| EngineError::Invalid(format!("{name}: {}", e.find_root())))?;
+    let mut row = 0u64;
+    let read_progress = Arc::clone(&progress);
+    let rows = batches.map(move |batch| {
+        let batch =
+            batch.map_err(|e| EngineError::Invalid(format!("{name}: {}", e.find_root())))?;
+        let (conformed, bad) = conform(&batch, &schema).map_err(&bad_column)?;
+        let bad = bad.into_iter().map(|bad| Rejected {
+            source: name.clone(),
+            row: row + bad.row as u64 + 1,
+            line: format.and_then(|f| f.line(row + bad.row as u64)),
+            column: bad.column,
+            value: bad.value,
+            reason: bad.reason,
+        });
+        let mut state = lock(&state);
+        if quarantine {
+            state.rejected.extend(bad);
+        } else if let Some(bad) = bad.into_iter().next() {
+            let place = match bad.line {
+                Some(line) => format!("line {line}"),
+                None => format!("row {}", bad.row),
+            };
+            return Err(EngineError::Invalid(format!(
+                "{name}: {place}, column {}: {}; nothing was loaded",
+                bad.column, bad.reason
+            )));
+        }
+        if let Some(sample) = &mut state.sample {
+            sample.add(&conformed)?;
+        }
+        row += batch.num_rows() as u64;
+        read_progress
+            .rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        Ok(conformed)
+    });
+    let read = futures::stream::once(async move {
+        progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+        None
     })
+    .filter_map(|done: Option<Result<RecordBatch, EngineError>>| async move { done });
+    Ok(rows.chain(read).map_err(as_stream_error))
+}
+
+/// An error of a load's input as it travels through DataFusion's plan.
+fn as_stream_error(e: EngineError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The error a load's rows met: the input's own (see [`as_stream_error`])
+/// when it is one, else DataFusion's (a sort over the memory limit).
+fn read_error(e: DataFusionError) -> EngineError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(error) = cause {
+        match error.downcast_ref::<EngineError>() {
+            Some(EngineError::NotFound(message)) => return EngineError::NotFound(message.clone()),
+            Some(input) => return EngineError::Invalid(input.to_string()),
+            None => cause = error.source(),
+        }
+    }
+    EngineError::from(e)
 }
 
 /// One source file as a data frame; CSV values are read as text and cast to
@@ -525,13 +706,6 @@ async fn read_file(reader: &SessionContext, file: &SourceFile) -> Result<DataFra
     }
 }
 
-/// A source's rows as the table's, and those set aside.
-struct Conformed {
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    rejected: Vec<Rejected>,
-}
-
 /// A source row that does not fit the table, set aside by `--bad-rows quarantine`.
 #[derive(Debug, Clone)]
 struct Rejected {
@@ -545,84 +719,16 @@ struct Rejected {
     reason: String,
 }
 
-/// `df`'s rows (from `source`) conformed to `schema` (or `df`'s own columns
-/// when `None`): columns matched by name, values cast losslessly. A row that
-/// does not fit is set aside when `quarantine`, else an error naming the
-/// source, line and column.
-async fn read_conformed(
-    df: DataFrame,
-    source: &str,
-    format: Option<SourceFormat>,
-    schema: Option<SchemaRef>,
-    quarantine: bool,
-    progress: &LoadProgress,
-) -> Result<Conformed, EngineError> {
-    let source_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let schema = schema.unwrap_or_else(|| Arc::clone(&source_schema));
-    let bad_column = |bad: BadColumn| {
-        EngineError::Invalid(format!(
-            "{source}: column {}: {}; nothing was loaded",
-            bad.column, bad.reason
-        ))
-    };
-    // the columns first: a source without a required column is an error
-    // even when it has no rows
-    conform(&RecordBatch::new_empty(Arc::clone(&source_schema)), &schema).map_err(bad_column)?;
-    let mut stream = df
-        .execute_stream()
-        .await
-        .map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
-    let mut batches = Vec::new();
-    let mut rejected = Vec::new();
-    let mut row = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch =
-            batch.map_err(|e| EngineError::Invalid(format!("{source}: {}", e.find_root())))?;
-        let (conformed, bad) = conform(&batch, &schema).map_err(bad_column)?;
-        let bad = bad.into_iter().map(|bad| Rejected {
-            source: source.to_string(),
-            row: row + bad.row as u64 + 1,
-            line: format.and_then(|f| f.line(row + bad.row as u64)),
-            column: bad.column,
-            value: bad.value,
-            reason: bad.reason,
-        });
-        if quarantine {
-            rejected.extend(bad);
-        } else if let Some(bad) = bad.into_iter().next() {
-            let place = match bad.line {
-                Some(line) => format!("line {line}"),
-                None => format!("row {}", bad.row),
-            };
-            return Err(EngineError::Invalid(format!(
-                "{source}: {place}, column {}: {}; nothing was loaded",
-                bad.column, bad.reason
-            )));
-        }
-        row += batch.num_rows() as u64;
-        progress
-            .rows
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        batches.push(conformed);
-    }
-    Ok(Conformed {
-        schema,
-        batches,
-        rejected,
-    })
-}
-
-/// `batches` sorted by `sort_order`.
+/// `rows` sorted by `sort_order` (spilling under the memory limit), and the
+/// plan that sorts them (for its metrics).
 async fn sort(
     ctx: &SessionContext,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
+    rows: SendableRecordBatchStream,
     sort_order: &[String],
-) -> Result<Vec<RecordBatch>, EngineError> {
-    if batches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut df = ctx.read_batches(batches)?;
+) -> Result<(Arc<dyn ExecutionPlan>, SendableRecordBatchStream), EngineError> {
+    let schema = rows.schema();
+    let source = StreamingTable::try_new(Arc::clone(&schema), vec![Arc::new(ReadOnce::new(rows))])?;
+    let mut df = ctx.read_table(Arc::new(source))?;
     let order: Vec<_> = sort_order
         .iter()
         .filter(|c| schema.field_with_name(c).is_ok())
@@ -631,5 +737,63 @@ async fn sort(
     if !order.is_empty() {
         df = df.sort(order)?;
     }
-    Ok(df.collect().await?)
+    let plan = df.create_physical_plan().await?;
+    let sorted = execute_stream(Arc::clone(&plan), ctx.task_ctx())?;
+    Ok((plan, sorted))
+}
+
+/// Bytes the operators of `plan` spilled to disk.
+fn spilled_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0) as u64;
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| spilled_bytes(child.as_ref()))
+        .sum::<u64>()
+}
+
+/// A stream as a plan's input, read once.
+struct ReadOnce {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl ReadOnce {
+    fn new(stream: SendableRecordBatchStream) -> Self {
+        ReadOnce {
+            schema: stream.schema(),
+            stream: Mutex::new(Some(stream)),
+        }
+    }
+}
+
+impl fmt::Debug for ReadOnce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReadOnce")
+    }
+}
+
+impl PartitionStream for ReadOnce {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self
+            .stream
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        taken.unwrap_or_else(|| {
+            let again = futures::stream::once(async {
+                Err(DataFusionError::Internal(
+                    "a load read its rows twice".into(),
+                ))
+            });
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                again,
+            ))
+        })
+    }
 }

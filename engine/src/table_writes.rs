@@ -50,29 +50,74 @@ pub(crate) fn has_member_ranges(schema: &Schema, sort_order: &[String]) -> bool 
             .is_ok_and(|f| f.data_type() == &DataType::Int64)
 }
 
-/// The member ranges of a new table for its first rows: about
-/// [`ROWS_PER_RANGE`] rows each, at least [`MIN_RANGES`] when there are
-/// members enough; the first starts at the smallest id of all.
-pub(crate) fn new_ranges(batches: &[RecordBatch]) -> Result<Vec<i64>, EngineError> {
-    let mut ids: Vec<i64> = Vec::new();
-    for batch in batches {
+/// Member ids sampled evenly from a new table's rows (every `stride`-th
+/// id, at most `2 × SAMPLE_SIZE` kept), from which its member ranges are
+/// chosen: bounded memory however many rows are loaded.
+#[derive(Debug)]
+pub(crate) struct MemberSample {
+    ids: Vec<i64>,
+    stride: u64,
+    /// Ids seen so far.
+    rows: u64,
+    /// The position of the next id kept.
+    next: u64,
+}
+
+/// Ids a [`MemberSample`] keeps at least (when there are that many rows).
+const SAMPLE_SIZE: usize = 1 << 16;
+
+impl Default for MemberSample {
+    fn default() -> Self {
+        MemberSample {
+            ids: Vec::new(),
+            stride: 1,
+            rows: 0,
+            next: 0,
+        }
+    }
+}
+
+impl MemberSample {
+    /// Samples the `member_id` column of `batch`.
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
         let column = batch
             .column_by_name("member_id")
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
             .ok_or_else(|| EngineError::Internal("member_id is not a BIGINT column".into()))?;
-        ids.extend(column.iter().flatten());
+        for id in column.iter().flatten() {
+            if self.rows == self.next {
+                self.ids.push(id);
+                self.next += self.stride;
+                if self.ids.len() == 2 * SAMPLE_SIZE {
+                    // keep the ids at multiples of twice the stride
+                    let kept: Vec<i64> = self.ids.iter().step_by(2).copied().collect();
+                    self.ids = kept;
+                    self.stride *= 2;
+                    self.next = (self.rows + 1).next_multiple_of(self.stride);
+                }
+            }
+            self.rows += 1;
+        }
+        Ok(())
     }
-    ids.sort_unstable();
-    let ranges = ((ids.len() as u64).div_ceil(ROWS_PER_RANGE) as usize).max(MIN_RANGES);
-    let mut starts: Vec<i64> = (0..ranges)
-        .filter_map(|r| ids.get(r * ids.len() / ranges).copied())
-        .collect();
-    starts.dedup();
-    if starts.is_empty() {
-        starts.push(i64::MIN);
+
+    /// The member ranges of a new table with these rows: about
+    /// [`ROWS_PER_RANGE`] rows each, at least [`MIN_RANGES`] when there are
+    /// members enough; the first starts below every id.
+    pub(crate) fn ranges(mut self) -> Vec<i64> {
+        self.ids.sort_unstable();
+        let ids = &self.ids;
+        let ranges = (self.rows.div_ceil(ROWS_PER_RANGE) as usize).max(MIN_RANGES);
+        let mut starts: Vec<i64> = (0..ranges)
+            .filter_map(|r| ids.get(r * ids.len() / ranges).copied())
+            .collect();
+        starts.dedup();
+        if starts.is_empty() {
+            starts.push(i64::MIN);
+        }
+        starts[0] = i64::MIN;
+        starts
     }
-    starts[0] = i64::MIN;
-    Ok(starts)
 }
 
 /// The member ranges the table's properties record, if any.
@@ -107,45 +152,65 @@ pub(crate) fn range_of(starts: &[i64], id: i64) -> usize {
 }
 
 /// Writes `sorted` (by `sorted_by`) as one file per member range that has
-/// rows (one file in all without ranges) and returns their log entries.
-pub(crate) async fn write_ranges(
+/// rows (one file in all without ranges), streamed: one file is open at a
+/// time, holding at most a row group. Returns the files' log entries.
+pub(crate) async fn write_ranges<E: Into<WriteError>>(
     store: &Arc<dyn ObjectStore>,
     root: &ObjectPath,
     schema: &SchemaRef,
     sorted_by: &[String],
-    sorted: Vec<RecordBatch>,
+    sorted: impl Stream<Item = Result<RecordBatch, E>>,
     ranges: Option<&[i64]>,
     tag: &str,
 ) -> Result<Vec<Add>, WriteError> {
     let starts = ranges.unwrap_or(&[i64::MIN]);
-    let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); starts.len()];
-    for batch in sorted {
-        match ranges.and_then(|_| batch.column_by_name("member_id")) {
-            None => pieces[0].push(batch),
-            Some(ids) => {
-                let ids = ids
-                    .as_any()
+    let mut adds = Vec::new();
+    let mut open: Option<(usize, DataFileWriter)> = None;
+    let mut sorted = std::pin::pin!(sorted);
+    while let Some(batch) = sorted.next().await {
+        let batch = batch.map_err(Into::into)?;
+        let ids = match ranges.and_then(|_| batch.column_by_name("member_id")) {
+            None => None,
+            Some(ids) => Some(
+                ids.as_any()
                     .downcast_ref::<Int64Array>()
-                    .ok_or("member_id is not a BIGINT column")?;
-                let mut from = 0;
-                while from < batch.num_rows() {
+                    .ok_or("member_id is not a BIGINT column")?,
+            ),
+        };
+        let mut from = 0;
+        while from < batch.num_rows() {
+            let (range, end) = match ids {
+                None => (0, batch.num_rows()),
+                Some(ids) => {
                     let range = range_of(starts, ids.value(from));
                     let end = starts.get(range + 1).map_or(batch.num_rows(), |next| {
                         from + ids.values()[from..].partition_point(|id| id < next)
                     });
-                    pieces[range].push(batch.slice(from, end - from));
-                    from = end;
+                    (range, end)
+                }
+            };
+            match &mut open {
+                Some((current, file)) if *current == range => {
+                    file.write(&batch.slice(from, end - from)).await?
+                }
+                Some((current, _)) if *current > range => {
+                    return Err("rows to write are not sorted by member_id".into());
+                }
+                _ => {
+                    if let Some((_, file)) = open.take() {
+                        adds.push(file.finish().await?);
+                    }
+                    let name = file_name(range, tag);
+                    let mut file = DataFileWriter::open(store, root, name, schema, sorted_by)?;
+                    file.write(&batch.slice(from, end - from)).await?;
+                    open = Some((range, file));
                 }
             }
+            from = end;
         }
     }
-    let mut adds = Vec::new();
-    for (range, batches) in pieces.into_iter().enumerate() {
-        if batches.is_empty() {
-            continue;
-        }
-        let rows = futures::stream::iter(batches.into_iter().map(Ok::<_, WriteError>));
-        adds.push(write_file(store, root, &file_name(range, tag), schema, sorted_by, rows).await?);
+    if let Some((_, file)) = open {
+        adds.push(file.finish().await?);
     }
     Ok(adds)
 }
@@ -186,45 +251,82 @@ pub(crate) async fn write_file<E: Into<WriteError>>(
     sorted_by: &[String],
     batches: impl Stream<Item = Result<RecordBatch, E>>,
 ) -> Result<Add, WriteError> {
-    let path = root.clone().join(name);
-    // the order's leading columns the table has (the rows are sorted by those)
-    let sorting: Vec<SortingColumn> = sorted_by
-        .iter()
-        .map_while(|column| schema.index_of(column).ok())
-        .map(|index| SortingColumn {
-            column_idx: index as i32,
-            descending: false,
-            nulls_first: false,
-        })
-        .collect();
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_sorting_columns((!sorting.is_empty()).then_some(sorting))
-        .build();
-    let writer = BufWriter::new(Arc::clone(store), path.clone());
-    let mut writer = AsyncArrowWriter::try_new(writer, Arc::clone(schema), Some(properties))?;
-    let mut stats = FileStats::new(schema);
+    let mut file = DataFileWriter::open(store, root, name.to_string(), schema, sorted_by)?;
     let mut batches = std::pin::pin!(batches);
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(Into::into)?;
-        stats.add(&batch);
-        writer.write(&batch).await?;
-        failpoints::point("write:file_open").await;
+        file.write(&batch.map_err(Into::into)?).await?;
     }
-    writer.close().await?;
-    failpoints::point("write:file_closed").await;
-    let meta = store.head(&path).await?;
-    Ok(Add {
-        path: name.to_string(),
-        partition_values: HashMap::new(),
-        size: meta.size as i64,
-        modification_time: meta.last_modified.timestamp_millis(),
-        data_change: true,
-        stats: Some(stats.to_json()),
-        ..Default::default()
-    })
+    file.finish().await
+}
+
+/// A data file being written: its rows so far are in its statistics, the
+/// last row group's still in memory.
+struct DataFileWriter {
+    store: Arc<dyn ObjectStore>,
+    name: String,
+    path: ObjectPath,
+    writer: AsyncArrowWriter<BufWriter>,
+    stats: FileStats,
+}
+
+impl DataFileWriter {
+    fn open(
+        store: &Arc<dyn ObjectStore>,
+        root: &ObjectPath,
+        name: String,
+        schema: &SchemaRef,
+        sorted_by: &[String],
+    ) -> Result<Self, WriteError> {
+        let path = root.clone().join(name.as_str());
+        // the order's leading columns the table has (the rows are sorted by those)
+        let sorting: Vec<SortingColumn> = sorted_by
+            .iter()
+            .map_while(|column| schema.index_of(column).ok())
+            .map(|index| SortingColumn {
+                column_idx: index as i32,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_sorting_columns((!sorting.is_empty()).then_some(sorting))
+            .build();
+        let writer = BufWriter::new(Arc::clone(store), path.clone());
+        let writer = AsyncArrowWriter::try_new(writer, Arc::clone(schema), Some(properties))?;
+        Ok(DataFileWriter {
+            store: Arc::clone(store),
+            name,
+            path,
+            writer,
+            stats: FileStats::new(schema),
+        })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        self.stats.add(batch);
+        self.writer.write(batch).await?;
+        failpoints::point("write:file_open").await;
+        Ok(())
+    }
+
+    /// Closes the file and returns its log entry.
+    async fn finish(self) -> Result<Add, WriteError> {
+        self.writer.close().await?;
+        failpoints::point("write:file_closed").await;
+        let meta = self.store.head(&self.path).await?;
+        Ok(Add {
+            path: self.name,
+            partition_values: HashMap::new(),
+            size: meta.size as i64,
+            modification_time: meta.last_modified.timestamp_millis(),
+            data_change: true,
+            stats: Some(self.stats.to_json()),
+            ..Default::default()
+        })
+    }
 }
 
 /// The Delta statistics of a file's rows: the row count, each column's NULL
@@ -368,17 +470,61 @@ mod tests {
         RecordBatch::try_new(schema, vec![column]).unwrap()
     }
 
+    fn ranges_of(batches: &[RecordBatch]) -> Vec<i64> {
+        let mut sample = MemberSample::default();
+        for batch in batches {
+            sample.add(batch).unwrap();
+        }
+        sample.ranges()
+    }
+
     #[test]
     fn new_ranges_start_below_every_id_and_split_the_rows_evenly() {
         let values: Vec<i64> = (0..1000).map(|i| 5 + i / 10).collect();
-        let starts = new_ranges(&[ids(&values)]).unwrap();
+        let starts = ranges_of(&[ids(&values)]);
         assert_eq!(starts, vec![i64::MIN, 30, 55, 80]);
         // fewer members than ranges: one range per member
-        assert_eq!(new_ranges(&[ids(&[7, 7, 9])]).unwrap(), vec![i64::MIN, 9]);
-        assert_eq!(new_ranges(&[]).unwrap(), vec![i64::MIN]);
+        assert_eq!(ranges_of(&[ids(&[7, 7, 9])]), vec![i64::MIN, 9]);
+        assert_eq!(ranges_of(&[]), vec![i64::MIN]);
         assert_eq!(range_of(&starts, 29), 0);
         assert_eq!(range_of(&starts, 30), 1);
         assert_eq!(range_of(&starts, i64::MAX), 3);
+    }
+
+    #[test]
+    fn a_sample_of_many_rows_stays_bounded_and_evenly_spaced() {
+        // 5 ranges' worth of rows, each member with 7 rows
+        let rows = 5 * ROWS_PER_RANGE as i64;
+        let mut sample = MemberSample::default();
+        let mut id = 0;
+        while id < rows {
+            let end = (id + 100_003).min(rows);
+            sample
+                .add(&ids(&(id..end).map(|i| i / 7).collect::<Vec<_>>()))
+                .unwrap();
+            id = end;
+        }
+        assert!(sample.ids.len() >= SAMPLE_SIZE && sample.ids.len() < 2 * SAMPLE_SIZE);
+        assert_eq!(sample.rows, rows as u64);
+        // kept: the ids at every stride-th row
+        let stride = sample.stride as i64;
+        assert!(
+            sample
+                .ids
+                .iter()
+                .enumerate()
+                .all(|(i, id)| *id == i as i64 * stride / 7)
+        );
+        let starts = sample.ranges();
+        assert_eq!(starts.len(), 5);
+        let members = rows / 7;
+        for (r, start) in starts.iter().enumerate().skip(1) {
+            let even = r as i64 * members / 5;
+            assert!(
+                (start - even).abs() <= stride,
+                "range {r} starts at {start}, not {even}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::common::{
-    audience, audience_with_env, csv_rows, python_script, python_script_with_stdin, read_file,
+    audience, audience_with_env, audience_with_peak_memory, csv_rows, python_script,
+    python_script_with_stdin, read_file,
 };
 
 /// One event row of a channel's export: member, UTC time (µs), event name.
@@ -670,4 +671,89 @@ fn quarantined_rows_are_set_aside_with_their_reasons_once_and_the_rest_loads() {
     // without quarantine, the same file is refused, naming the first bad row
     let other = dir.path().join("other");
     load(&other, &[&csv], &[]).user_error("line 3, column member_id: 'abc' is not a valid Int64");
+}
+
+#[test]
+fn a_load_larger_than_the_memory_limit_sorts_on_disk_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    // 8M events of 500,000 members (16 each, ids visited in a scrambled
+    // order): about 1 GB held in memory, as every load did before
+    let rows: i64 = 8_000_000;
+    let sql = format!(
+        "SELECT (v * 7919) % 500000 AS member_id, \
+         to_timestamp_micros({DAY} + (v % 1000) * 1000000) AS ts, \
+         CASE v % 3 WHEN 0 THEN 'view' WHEN 1 THEN 'cart' ELSE 'purchase' END AS event, \
+         'tmall' AS channel, v AS sku_id FROM generate_series(1, {rows}) AS t(v)"
+    );
+    let data_arg = data.to_str().unwrap();
+    let args = [
+        "load",
+        "events",
+        "--sql",
+        &sql,
+        "--data",
+        data_arg,
+        "--memory-limit",
+        "64MB",
+    ];
+    let (run, peak) = audience_with_peak_memory(&args, &[]);
+    let out = run.ok();
+    assert!(out.contains(&format!("loaded {rows} rows")), "{out}");
+    assert!(
+        out.contains("MB sorted on disk"),
+        "the sort did not spill: {out}"
+    );
+    assert!(
+        peak < 600_000_000,
+        "the load peaked at {} MB under a 64 MB limit",
+        peak / 1_000_000
+    );
+    // every row once: 16 per member, each sku once
+    let counted = query(
+        &data,
+        "SELECT count(*), count(DISTINCT member_id), sum(sku_id), \
+         count(*) FILTER (WHERE n <> 16) FROM \
+         (SELECT member_id, sku_id, count(*) OVER (PARTITION BY member_id) AS n FROM events)",
+    );
+    assert_eq!(
+        counted[0],
+        [
+            "8000000",
+            "500000",
+            &(rows * (rows + 1) / 2).to_string(),
+            "0"
+        ]
+    );
+    // the files: ascending disjoint member ranges, each sorted by (member_id, ts)
+    let files = data_files(&data.join("events"));
+    assert!(files.len() >= 4, "{files:?}");
+    let mut last: Option<(i64, i64)> = None;
+    for (i, file) in files.iter().enumerate() {
+        let mut previous_file_max = last.map(|(member, _)| member);
+        for batch in read_file(file) {
+            let members = batch
+                .column_by_name("member_id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .clone();
+            let ts = batch
+                .column_by_name("ts")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap()
+                .clone();
+            for row in 0..batch.num_rows() {
+                let key = (members.value(row), ts.value(row));
+                if let Some(max) = previous_file_max.take() {
+                    assert!(key.0 > max, "file {i} overlaps the one before");
+                }
+                assert!(last.is_none_or(|l| l <= key), "file {i} is not sorted");
+                last = Some(key);
+            }
+        }
+    }
 }

@@ -75,7 +75,47 @@ pub fn audience_with_env(args: &[&str], env: &[(String, String)]) -> Run {
     audience_with(args, None, env)
 }
 
-fn audience_with(args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Run {
+/// Runs `audience` as [`audience_with_env`] does, and returns its peak
+/// resident memory in bytes as well (from `wait4`, which reaps it).
+#[allow(clippy::zombie_processes)]
+pub fn audience_with_peak_memory(args: &[&str], env: &[(String, String)]) -> (Run, u64) {
+    use std::io::Read;
+    let mut cmd = audience_command(args, env);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start audience");
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, and `wait4` writes only the two
+    // locals it is given, for a child of this process
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = match libc::WIFEXITED(status) {
+        true => libc::WEXITSTATUS(status),
+        false => -1,
+    };
+    let run = Run {
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    // Linux counts `ru_maxrss` in KiB
+    (run, usage.ru_maxrss as u64 * 1024)
+}
+
+/// The `audience` command with `args`, logs limited to errors, and no
+/// `AWS_*` variables but those in `env`.
+fn audience_command(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_audience"));
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") {
@@ -86,6 +126,11 @@ fn audience_with(args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -
     cmd.args(args)
         .env("AUDIENCE_LOG", "error")
         .env_remove("AUDIENCE_DATA_DIR");
+    cmd
+}
+
+fn audience_with(args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Run {
+    let mut cmd = audience_command(args, env);
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
