@@ -12,15 +12,24 @@ const QUERY: &str = "SELECT member_id,
     window_funnel(86400, 'strict_order', ts, event = 'search', event = 'view') AS h,
     retention(event = 'view', event = 'cart', event = 'pay') AS r,
     sequence_match('(?1).*(?2)(?t<=3600)', ts, event = 'cart', event = 'pay') AS sm,
-    sequence_count('(?1).*(?2)', ts, event = 'view', event = 'cart', event = 'pay') AS sc
+    sequence_count('(?1).*(?2)', ts, event = 'view', event = 'cart', event = 'pay') AS sc,
+    sessions(ts, 1800, 7200) AS ss
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.
 const BY_CHANNEL: &str = "SELECT channel,
     window_funnel(INTERVAL '1 day', '', ts, event = 'view', event = 'cart', event = 'order') AS f,
     retention(event = 'view', event = 'pay') AS r,
-    sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc
+    sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc,
+    array_length(sessions(ts, 3600)) AS ss
   FROM events GROUP BY channel ORDER BY channel";
+
+/// Each event's session (the window function), counted per member and length.
+const SESSION_NUMBERS: &str = "SELECT member_id, n, count(*) AS events, min(ts) AS start
+  FROM (SELECT member_id, ts,
+               session_number(ts, 1800, 7200) OVER (PARTITION BY member_id ORDER BY ts) AS n
+        FROM events WHERE member_id <= 150)
+  GROUP BY member_id, n ORDER BY member_id, n";
 
 /// Customer-value functions: lifecycle stages, bitmaps and RFM, grouped by a
 /// non-member key so partial states merge across partitions.
@@ -70,6 +79,7 @@ async fn same_answer_at_any_partitioning_and_batch_size() {
     for (sql, configs) in [
         (QUERY, &aggregates[..]),
         (BY_CHANNEL, &aggregates[..]),
+        (SESSION_NUMBERS, &aggregates[..]),
         (CUSTOMER_VALUE, &joins[..]),
         (JOINS, &joins[..]),
     ] {

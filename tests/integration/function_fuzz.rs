@@ -177,6 +177,12 @@ const CALLS: &[(Kind, &str, &[&str])] = &[
         &["'fz'", "TIMESTAMP '2026-11-05 00:00:00'", "5"],
     ),
     (Kind::Table, "one_id", &["'fz_ids'"]),
+    (Kind::Aggregate, "sessions", &["ts", "1800", "7200"]),
+    (
+        Kind::Window,
+        "session_number",
+        &["ts", "1800", "INTERVAL '2 hours'"],
+    ),
 ];
 
 /// `args` with one to three random changes: an argument replaced, one
@@ -206,6 +212,7 @@ fn mutate(args: &[&str], rng: &mut Seeded) -> Vec<String> {
 enum Kind {
     Scalar,
     Aggregate,
+    Window,
     Table,
 }
 
@@ -215,6 +222,9 @@ fn call(kind: Kind, name: &str, args: &[String]) -> String {
     match kind {
         Kind::Scalar => format!("SELECT {call} FROM fz"),
         Kind::Aggregate => format!("SELECT member_id, {call} FROM fz GROUP BY member_id"),
+        Kind::Window => {
+            format!("SELECT member_id, {call} OVER (PARTITION BY member_id ORDER BY ts) FROM fz")
+        }
         Kind::Table => format!("SELECT * FROM {call}"),
     }
 }
@@ -237,6 +247,7 @@ async fn random_arguments_are_answered_or_named_never_a_panic() {
     let functions = audience_udfs::all_functions();
     let names = functions.scalar.iter().map(|f| f.name().to_string());
     let names = names.chain(functions.aggregate.iter().map(|f| f.name().to_string()));
+    let names = names.chain(functions.window.iter().map(|f| f.name().to_string()));
     for name in names.chain(functions.table.iter().map(|f| f.name.to_string())) {
         assert!(
             CALLS.iter().any(|c| c.1 == name),

@@ -183,3 +183,66 @@ async fn rows(engine: &Engine) -> String {
     let batches = engine.sql(ROWS).await.unwrap().collect().await.unwrap();
     pretty_format_batches(&batches).unwrap().to_string()
 }
+
+/// Each event's session: the window function over members in time order.
+const SESSION_NUMBERS: &str = "SELECT member_id, ts,
+    session_number(ts, 1200, 3000) OVER (PARTITION BY member_id ORDER BY ts) AS session
+  FROM events ORDER BY member_id, ts, session";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_numbers_stream_on_disjoint_and_merged_ranges_without_sort_or_repartition() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), &[1, 10, 20, 30, 45, 60]);
+    let merged = tempfile::tempdir().unwrap();
+    write_events(merged.path(), &[1, 10, 20, 30, 45, 60]);
+    write_file(merged.path(), "load-1", 9..20, 300_000_000);
+    write_file(merged.path(), "load-2", 25..50, 150_000_000);
+    for (layout, dir) in [("disjoint", dir.path()), ("merged", merged.path())] {
+        let collect = |engine: Engine| async move {
+            let batches = engine.sql(SESSION_NUMBERS).await.unwrap();
+            pretty_format_batches(&batches.collect().await.unwrap())
+                .unwrap()
+                .to_string()
+        };
+        let reference = collect(engine(dir, 1).await).await;
+        assert!(reference.lines().count() > 100, "{reference}");
+        // members have several sessions
+        let most = engine(dir, 1)
+            .await
+            .sql(&format!("SELECT max(session) FROM ({SESSION_NUMBERS})"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let most = pretty_format_batches(&most).unwrap().to_string();
+        let most: i64 = most
+            .lines()
+            .nth(3)
+            .unwrap()
+            .trim_matches(['|', ' '])
+            .parse()
+            .unwrap();
+        assert!(most >= 3, "{layout}: at most {most} sessions per member");
+        for partitions in [2, 3, 16] {
+            let engine = engine(dir, partitions).await;
+            let plan = explain(&engine, SESSION_NUMBERS).await;
+            let window = plan
+                .lines()
+                .skip_while(|l| !l.contains("BoundedWindowAggExec"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                window.contains("mode=[Sorted]")
+                    && !window.contains("RepartitionExec")
+                    && !window.contains("SortExec"),
+                "{layout}, {partitions} partitions: the window must stream:\n{plan}"
+            );
+            assert_eq!(
+                collect(engine).await,
+                reference,
+                "{layout}, {partitions} partitions"
+            );
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! The oracles, run against the real binary: the ClickHouse differential test
-//! (`tests/clickhouse/diff.py`) and the DuckDB oracle (`tests/duckdb/oracle.py`).
+//! (`tests/clickhouse/diff.py`) and the DuckDB oracles (`tests/duckdb/oracle.py`,
+//! `tests/duckdb/second_family.py`).
 //! Both need the Python venv that `scripts/test.sh` creates.
 
 use crate::common;
@@ -35,5 +36,22 @@ fn customer_value_functions_agree_with_duckdb() {
     );
     // 5 RFM, 4 lifecycle, the index, 2 segments, pyroaring: every one compared.
     assert_eq!(stdout.matches(" 0 mismatches").count(), 13, "{stdout}");
+    assert!(stdout.contains("0 mismatches in all"), "{stdout}");
+}
+
+/// The second family (so far: sessions, both shapes) against DuckDB SQL
+/// written from SPEC, on a seeded table whose gaps hit their bounds exactly.
+#[test]
+fn second_family_agrees_with_duckdb() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = common::python_script(
+        "tests/duckdb/second_family.py",
+        &[
+            env!("CARGO_BIN_EXE_audience"),
+            work.path().to_str().unwrap(),
+        ],
+    );
+    // 4 rules × (session_number, sessions): every one compared
+    assert_eq!(stdout.matches(" 0 mismatches").count(), 8, "{stdout}");
     assert!(stdout.contains("0 mismatches in all"), "{stdout}");
 }

@@ -115,5 +115,6 @@ slt_files!(
     retention,
     rfm,
     sequence,
+    sessions,
     window_funnel,
 );

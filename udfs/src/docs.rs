@@ -16,12 +16,17 @@ pub fn documented_functions() -> Vec<(String, Documentation)> {
         .aggregate
         .iter()
         .map(|u| (u.name().to_string(), u.documentation().cloned()));
+    let window = f
+        .window
+        .iter()
+        .map(|u| (u.name().to_string(), u.documentation().cloned()));
     let table = f
         .table
         .into_iter()
         .map(|t| (t.name.to_string(), t.documentation));
     let mut docs: Vec<(String, Documentation)> = scalar
         .chain(aggregate)
+        .chain(window)
         .chain(table)
         .filter_map(|(name, doc)| doc.map(|d| (name, d)))
         .collect();

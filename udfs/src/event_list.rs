@@ -29,12 +29,17 @@ pub(crate) struct Event {
 
 /// What an ordered behavioral aggregate computes from one group's events.
 pub(crate) trait EventsFinish: Debug + Send + Sync + 'static {
+    /// A group's result.
+    type Value;
+    /// Whether the arguments after `ts` are conditions (else constants, and
+    /// every event's mask is 0).
+    const CONDITIONS: bool = true;
     /// Whether a usable row with these conditions must be kept (others only count as "seen").
     fn keep(&self, mask: u32) -> bool;
     /// The group's result from its events, in arrival order (the function sorts as it needs).
-    fn finish(&self, events: &mut [Event]) -> Result<i64>;
+    fn finish(&self, events: &mut [Event]) -> Result<Self::Value>;
     /// The output array for per-group results; `None` is a group with no usable row.
-    fn output(&self, values: Vec<Option<i64>>) -> ArrayRef;
+    fn output(&self, values: Vec<Option<Self::Value>>) -> ArrayRef;
 }
 
 /// The partial-state fields: event timestamps, event masks, and the seen flag.
@@ -54,7 +59,8 @@ pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
     ]
 }
 
-/// Usable rows of one input batch as events; `args` are `[params…, ts, conditions…]`.
+/// Usable rows of one input batch as events; `args` are `[params…, ts,
+/// conditions…]` (or `[ts, params…]` without conditions).
 struct BatchEvents {
     ts: datafusion::arrow::buffer::ScalarBuffer<i64>,
     masks: Vec<u32>,
@@ -62,9 +68,14 @@ struct BatchEvents {
 }
 
 impl BatchEvents {
-    fn new(args: &[ArrayRef], ts_index: usize) -> Result<Self> {
+    fn new(args: &[ArrayRef], ts_index: usize, conditions: bool) -> Result<Self> {
         let (ts, ts_nulls) = micros(&args[ts_index])?;
-        let (masks, cond_nulls) = condition_masks(&args[ts_index + 1..], ts.len())?;
+        let conditions = if conditions {
+            &args[ts_index + 1..]
+        } else {
+            &[]
+        };
+        let (masks, cond_nulls) = condition_masks(conditions, ts.len())?;
         Ok(BatchEvents {
             ts,
             masks,
@@ -165,7 +176,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
     ) -> Result<()> {
         check_groups(total_num_groups)?;
         self.seen.resize(total_num_groups, false);
-        let batch = BatchEvents::new(values, self.ts_index)?;
+        let batch = BatchEvents::new(values, self.ts_index, F::CONDITIONS)?;
         for (i, &g) in group_indices.iter().enumerate() {
             if !batch.usable(i) || !passes_filter(opt_filter, i) {
                 continue;
@@ -243,7 +254,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let batch = BatchEvents::new(values, self.ts_index)?;
+        let batch = BatchEvents::new(values, self.ts_index, F::CONDITIONS)?;
         let n = batch.ts.len();
         let mut events = Vec::with_capacity(n);
         let mut offsets = Vec::with_capacity(n + 1);
@@ -344,7 +355,7 @@ impl<F: EventsFinish> EventAccumulator<F> {
 
 impl<F: EventsFinish> Accumulator for EventAccumulator<F> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let batch = BatchEvents::new(values, self.ts_index)?;
+        let batch = BatchEvents::new(values, self.ts_index, F::CONDITIONS)?;
         for i in 0..batch.ts.len() {
             if batch.usable(i) {
                 self.seen = true;

@@ -17,6 +17,9 @@ mod sequence_aggregate;
 mod sequence_count;
 mod sequence_match;
 mod sequence_pattern;
+mod session_number;
+mod session_rule;
+mod sessions;
 mod table_arg;
 mod window_funnel;
 
@@ -24,7 +27,7 @@ use std::sync::Arc;
 
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::error::Result;
-use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 pub use bitmap::cardinality::BitmapCardinality;
@@ -42,6 +45,8 @@ pub use rfm::Rfm;
 pub use rfm_segment::RfmSegment;
 pub use sequence_count::sequence_count;
 pub use sequence_match::sequence_match;
+pub use session_number::SessionNumber;
+pub use sessions::Sessions;
 pub use window_funnel::WindowFunnel;
 
 /// A table function with its name and user documentation.
@@ -62,6 +67,8 @@ pub struct Functions {
     pub scalar: Vec<ScalarUDF>,
     /// Aggregate functions.
     pub aggregate: Vec<AggregateUDF>,
+    /// Window functions.
+    pub window: Vec<WindowUDF>,
     /// Table functions.
     pub table: Vec<TableFunction>,
 }
@@ -88,7 +95,9 @@ pub fn all_functions() -> Functions {
             AggregateUDF::new_from_impl(BitmapAgg::default()),
             bitmap_or_agg(),
             bitmap_and_agg(),
+            AggregateUDF::new_from_impl(Sessions::default()),
         ],
+        window: vec![WindowUDF::new_from_impl(SessionNumber::default())],
         table: vec![
             TableFunction {
                 name: "rfm",
@@ -112,6 +121,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     }
     for f in functions.aggregate {
         ctx.register_udaf(f);
+    }
+    for f in functions.window {
+        ctx.register_udwf(f);
     }
     for f in functions.table {
         ctx.register_udtf(f.name, f.function);
@@ -143,11 +155,18 @@ mod tests {
                 u.documentation().is_some(),
             )
         });
+        let window = f.window.iter().map(|u| {
+            (
+                u.name().to_string(),
+                u.aliases().to_vec(),
+                u.documentation().is_some(),
+            )
+        });
         let table = f
             .table
             .iter()
             .map(|t| (t.name.to_string(), vec![], t.documentation.is_some()));
-        for (name, aliases, documented) in scalar.chain(aggregate).chain(table) {
+        for (name, aliases, documented) in scalar.chain(aggregate).chain(window).chain(table) {
             assert!(documented, "{name} has no documentation");
             for n in std::iter::once(name.clone()).chain(aliases) {
                 assert!(names.insert(n.clone()), "{n} is registered twice");

@@ -465,6 +465,8 @@ impl SequenceFinish {
 }
 
 impl crate::event_list::EventsFinish for SequenceFinish {
+    type Value = i64;
+
     fn keep(&self, mask: u32) -> bool {
         mask != 0
     }

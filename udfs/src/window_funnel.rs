@@ -333,6 +333,8 @@ impl Iterator for BitIter {
 }
 
 impl EventsFinish for Funnel {
+    type Value = i64;
+
     fn keep(&self, mask: u32) -> bool {
         mask != 0 || self.mode.order
     }

@@ -64,6 +64,13 @@ mod tests {
                 f.name()
             );
         }
+        for f in &functions.window {
+            assert!(
+                state.window_functions().contains_key(f.name()),
+                "{} missing",
+                f.name()
+            );
+        }
         for f in &functions.table {
             assert!(
                 state.table_functions().contains_key(f.name),

@@ -1,0 +1,123 @@
+"""Oracle test: the second family (paths, sessions, funnel detail,
+attribution) against DuckDB.
+
+Each answer computed two ways over the same seeded, adversarial Parquet
+table: Audience with its functions, DuckDB with plain SQL (window functions,
+a recursive CTE) written from shared/SPEC.md — also the peers' best idiom for
+the benchmark. Compared row by row.
+
+Usage: second_family.py AUDIENCE_BINARY WORK_DIR
+Prints one line per comparison and exits non-zero on any mismatch.
+"""
+
+import random
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from oracle import FAILURES, audience, compare
+
+MINUTE_US = 60_000_000
+
+
+def at(micros):
+    """A µs timestamp as pyarrow gives one."""
+    return datetime(1970, 1, 1) + timedelta(microseconds=micros)
+
+
+def adversarial_events(path, seed):
+    """Events on a one-minute grid, so gaps and session lengths hit their
+    bounds exactly and timestamps tie; some rows have no ts."""
+    rnd = random.Random(seed)
+    rows = {"id": [], "member_id": [], "ts": [], "event": []}
+    base = 1_793_491_200_000_000  # 2026-11-01
+    for member in range(1, 301):
+        t = base + rnd.randrange(0, 1440) * MINUTE_US
+        for _ in range(rnd.randrange(1, 40)):
+            # steps of 0 (a tie), exactly the gap, a minute either side, or long
+            t += rnd.choice([0, 0, 10, 29, 30, 31, 30, 60, 59, 61, 600, 1]) * MINUTE_US
+            rows["id"].append(len(rows["id"]))
+            rows["member_id"].append(member)
+            rows["ts"].append(None if rnd.random() < 0.03 else t)
+            rows["event"].append(rnd.choice(["view", "cart", "pay", "search"]))
+    table = pa.table({
+        "id": pa.array(rows["id"], pa.int64()),
+        "member_id": pa.array(rows["member_id"], pa.int64()),
+        "ts": pa.array(rows["ts"], pa.timestamp("us")),
+        "event": pa.array(rows["event"], pa.string()),
+    })
+    pq.write_table(table, path)
+
+
+def session_reference(events, gap_s, max_length_s):
+    """The query of each `(member_id, t)`'s session from SPEC: a recursive
+    walk over a member's events in time order (a split depends on the start
+    of the session before it)."""
+    gap, max_length = gap_s * 1_000_000, (max_length_s or 0) * 1_000_000
+    length_rule = f"OR o.t - r.start >= {max_length}" if max_length_s else ""
+    return f"""
+        WITH RECURSIVE o AS (
+          SELECT member_id, epoch_us(ts) AS t,
+                 row_number() OVER (PARTITION BY member_id ORDER BY ts) AS i
+          FROM read_parquet('{events}') WHERE ts IS NOT NULL),
+        r AS (
+          SELECT member_id, i, t, t AS start, 1 AS session FROM o WHERE i = 1
+          UNION ALL
+          SELECT o.member_id, o.i, o.t,
+                 CASE WHEN o.t > r.t AND (o.t - r.t > {gap} {length_rule}) THEN o.t ELSE r.start END,
+                 r.session + CASE WHEN o.t > r.t AND (o.t - r.t > {gap} {length_rule}) THEN 1 ELSE 0 END
+          FROM r JOIN o ON o.member_id = r.member_id AND o.i = r.i + 1)
+        SELECT DISTINCT member_id, t, session FROM r"""
+
+
+def main():
+    binary, work = sys.argv[1], Path(sys.argv[2])
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    (data / "ev").mkdir(parents=True, exist_ok=True)
+    events = data / "ev" / "part-0.parquet"
+    adversarial_events(events, 20261129)
+    out = work / "out.parquet"
+    con = duckdb.connect()
+    ids = con.sql(f"SELECT id, member_id, epoch_us(ts) AS t FROM read_parquet('{events}')").fetchall()
+
+    for gap_s, max_length_s in [(1800, None), (1800, 3600), (60, 600), (86400, 7200)]:
+        args = f"ts, {gap_s}" + (f", {max_length_s}" if max_length_s else "")
+        label = f"session_number({args})"
+        ours = audience(binary, data, f"""
+            SELECT id AS member_id,
+                   session_number({args}) OVER (PARTITION BY member_id ORDER BY ts) AS session
+            FROM ev""", out)
+        reference = session_reference(events, gap_s, max_length_s)
+        by_time = {(m, t): s for m, t, s in con.sql(reference).fetchall()}
+        theirs = [{"member_id": i, "session": by_time.get((m, t))} for i, m, t in ids]
+        compare(label, ours, theirs)
+
+        # the aggregate: each session's start, end and events
+        ours = audience(binary, data, f"""
+            SELECT member_id, sessions({args}) AS s FROM ev GROUP BY member_id""", out)
+        rows = con.sql(f"""
+            WITH reference AS ({reference})
+            SELECT e.member_id, r.session, min(r.t), max(r.t), count(*)
+            FROM (SELECT member_id, epoch_us(ts) AS t FROM read_parquet('{events}') WHERE ts IS NOT NULL) e
+            JOIN reference r ON r.member_id = e.member_id AND r.t = e.t
+            GROUP BY e.member_id, r.session ORDER BY e.member_id, r.session""").fetchall()
+        per_member = {}
+        for m, _, start, end, n in rows:
+            per_member.setdefault(m, []).append({"start": at(start), "end": at(end), "events": n})
+        members = {m for _, m, _ in ids}
+        theirs = [{"member_id": m, "s": per_member.get(m, [])} for m in sorted(members)]
+        compare(f"sessions({args})", ours, theirs)
+
+    if FAILURES:
+        print(f"FAILED: {', '.join(FAILURES)}")
+        sys.exit(1)
+    print("0 mismatches in all")
+
+
+if __name__ == "__main__":
+    main()

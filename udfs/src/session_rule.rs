@@ -1,0 +1,174 @@
+//! The one rule that cuts a member's events into sessions, shared by the
+//! window function `session_number` and the aggregate `sessions`: a session
+//! begins at the first event, and at every event more than `gap` after the
+//! one before it, or at least `max_length` after the session's first event.
+//! Equal timestamps never split a session.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, plan_err};
+
+use crate::args::{duration_micros, is_time};
+
+/// How a session's gap or maximum length is described in errors.
+const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
+
+/// Where sessions split, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionRule {
+    gap: i64,
+    max_length: Option<i64>,
+}
+
+/// A session being cut: its first and latest timestamps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Open {
+    pub(crate) start: i64,
+    pub(crate) last: i64,
+}
+
+impl SessionRule {
+    /// The rule from the constant arguments after `ts` (`gap [, max_length]`),
+    /// or a planning error naming the argument.
+    pub(crate) fn new(function: &str, constants: &[Option<ScalarValue>]) -> Result<Self> {
+        let positive = |what: &str, value: &Option<ScalarValue>| -> Result<i64> {
+            let Some(value) = value else {
+                return plan_err!("{function}: {what} must be {DURATION}");
+            };
+            if value.is_null() {
+                return plan_err!("{function}: {what} must be {DURATION}, got NULL");
+            }
+            match duration_micros(function, what, value)? {
+                0 => plan_err!("{function}: {what} must be positive, got {value}"),
+                micros => Ok(micros),
+            }
+        };
+        match constants {
+            [gap] => Ok(SessionRule {
+                gap: positive("gap", gap)?,
+                max_length: None,
+            }),
+            [gap, max_length] => Ok(SessionRule {
+                gap: positive("gap", gap)?,
+                max_length: Some(positive("max_length", max_length)?),
+            }),
+            _ => plan_err!(
+                "{function}: expects (ts, gap[, max_length]), got {} arguments",
+                constants.len() + 1
+            ),
+        }
+    }
+
+    /// Checks the argument types `(ts, gap [, max_length])`.
+    pub(crate) fn check_types(function: &str, types: &[DataType]) -> Result<()> {
+        if !(2..=3).contains(&types.len()) {
+            return plan_err!(
+                "{function}: expects (ts, gap[, max_length]), got {} arguments",
+                types.len()
+            );
+        }
+        if !is_time(&types[0]) {
+            return plan_err!(
+                "{function}: ts must be a TIMESTAMP or DATE, got {}",
+                types[0]
+            );
+        }
+        for (what, t) in ["gap", "max_length"].iter().zip(&types[1..]) {
+            if !(t.is_integer() || matches!(t, DataType::Interval(_))) {
+                return plan_err!("{function}: {what} must be {DURATION}, got {t}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an event at `ts` (not before `open.last`) begins a new session.
+    pub(crate) fn splits(&self, open: &Open, ts: i64) -> bool {
+        ts > open.last
+            && (ts - open.last > self.gap
+                || self
+                    .max_length
+                    .is_some_and(|max| ts.saturating_sub(open.start) >= max))
+    }
+
+    /// The sessions of `sorted` timestamps: `(start, end, events)` each.
+    pub(crate) fn sessions(&self, sorted: &[i64]) -> Vec<(i64, i64, i64)> {
+        let mut sessions: Vec<(i64, i64, i64)> = Vec::new();
+        let mut open: Option<Open> = None;
+        for &ts in sorted {
+            match &mut open {
+                Some(current) if !self.splits(current, ts) => {
+                    current.last = ts;
+                    if let Some(last) = sessions.last_mut() {
+                        last.1 = ts;
+                        last.2 += 1;
+                    }
+                }
+                _ => {
+                    open = Some(Open {
+                        start: ts,
+                        last: ts,
+                    });
+                    sessions.push((ts, ts, 1));
+                }
+            }
+        }
+        sessions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+
+    fn rule(gap: i64, max_length: Option<i64>) -> SessionRule {
+        let mut constants = vec![Some(ScalarValue::Int64(Some(gap)))];
+        constants.extend(max_length.map(|m| Some(ScalarValue::Int64(Some(m)))));
+        SessionRule::new("sessions", &constants).unwrap()
+    }
+
+    #[test]
+    fn a_gap_exactly_equal_keeps_the_session_and_one_more_microsecond_splits_it() {
+        let r = rule(1800, None);
+        assert_eq!(
+            r.sessions(&[0, 1800 * S, 3600 * S + 1]),
+            vec![(0, 1800 * S, 2), (3600 * S + 1, 3600 * S + 1, 1)]
+        );
+    }
+
+    #[test]
+    fn max_length_splits_at_exactly_the_length_but_equal_timestamps_never_split() {
+        let r = rule(1800, Some(3600));
+        // 0, 1200, 2400 in one; 3600 is exactly max_length after the start
+        let ts = [0, 1200 * S, 2400 * S, 3600 * S, 3600 * S, 3601 * S];
+        assert_eq!(
+            r.sessions(&ts),
+            vec![(0, 2400 * S, 3), (3600 * S, 3601 * S, 3)]
+        );
+        // ties at a split point stay together
+        let r = rule(10, Some(10));
+        assert_eq!(r.sessions(&[5 * S, 5 * S, 5 * S]), vec![(5 * S, 5 * S, 3)]);
+        assert_eq!(r.sessions(&[]), vec![]);
+    }
+
+    #[test]
+    fn gap_and_max_length_must_be_positive_constants() {
+        let e = |constants: &[Option<ScalarValue>]| {
+            SessionRule::new("session_number", constants)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(&[Some(ScalarValue::Int64(Some(0)))]).contains("gap must be positive"));
+        let negative = e(&[
+            Some(ScalarValue::Int64(Some(60))),
+            Some(ScalarValue::Int64(Some(-1))),
+        ]);
+        assert!(
+            negative.contains("max_length must not be negative"),
+            "{negative}"
+        );
+        assert!(e(&[None]).contains("gap must be a constant positive integer"));
+        assert!(e(&[Some(ScalarValue::Int64(None))]).contains("got NULL"));
+        assert!(e(&[]).contains("expects (ts, gap[, max_length]), got 1 arguments"));
+    }
+}

@@ -1,0 +1,221 @@
+//! `sessions(ts, gap [, max_length])`: a group's events cut into sessions
+//! (see [`SessionRule`]), as a list of `(start, end, events)` in session order.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, ListArray, StructArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
+use datafusion::common::Result;
+use datafusion::logical_expr::function::{
+    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
+};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator, Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{logical_constant, physical_constant};
+use crate::event_list::{Event, EventAccumulator, EventGroups, EventsFinish, state_fields};
+use crate::session_rule::SessionRule;
+
+const NAME: &str = "sessions";
+const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
+
+#[user_doc(
+    doc_section(label = "Audience Behavioral Functions"),
+    description = "A group's events cut into sessions, in session order: a session begins at the first event, \
+and at every event more than `gap` after the one before it (strictly), or at least `max_length` after the \
+session's first event. Equal timestamps never split a session. Each session is `{start, end, events}`. Rows \
+with a NULL `ts` belong to no session; a group without a usable row gives an empty list. The same sessions \
+as the window function `session_number`.",
+    syntax_example = "sessions(ts, gap[, max_length])",
+    sql_example = r#"```sql
+> SELECT member_id, s.start, s."end", s.events
+  FROM (SELECT member_id, unnest(sessions(ts, INTERVAL '30 minutes')) AS s
+        FROM events GROUP BY member_id);
+```"#,
+    argument(
+        name = "ts",
+        description = "Event time: a TIMESTAMP of any unit, or a DATE."
+    ),
+    argument(
+        name = "gap",
+        description = "The longest pause inside a session: whole seconds or an `INTERVAL` (constant, positive)."
+    ),
+    argument(
+        name = "max_length",
+        description = "Optional: the longest a session lasts from its first event; an event this long after \
+it begins a new one (constant, positive)."
+    )
+)]
+/// The `sessions` aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Sessions {
+    signature: Signature,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+/// The fields of one session; timestamps in `ts`'s time zone.
+fn session_fields(ts: &DataType) -> Fields {
+    let tz = match ts {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    let time = DataType::Timestamp(TimeUnit::Microsecond, tz);
+    Fields::from(vec![
+        Field::new("start", time.clone(), false),
+        Field::new("end", time, false),
+        Field::new("events", DataType::Int64, false),
+    ])
+}
+
+/// `sessions` for one query: its rule and its output's fields.
+#[derive(Debug)]
+struct SessionsFinish {
+    rule: SessionRule,
+    fields: Fields,
+}
+
+impl SessionsFinish {
+    fn from_physical(args: &AccumulatorArgs) -> Result<Self> {
+        let constants: Vec<_> = args
+            .exprs
+            .iter()
+            .skip(1)
+            .map(|e| physical_constant(NAME, "gap", DURATION, e).ok())
+            .collect();
+        let ts = args.exprs[0].data_type(args.schema)?;
+        Ok(SessionsFinish {
+            rule: SessionRule::new(NAME, &constants)?,
+            fields: session_fields(&ts),
+        })
+    }
+}
+
+impl EventsFinish for SessionsFinish {
+    type Value = Vec<(i64, i64, i64)>;
+    const CONDITIONS: bool = false;
+
+    fn keep(&self, _mask: u32) -> bool {
+        true
+    }
+
+    fn finish(&self, events: &mut [Event]) -> Result<Self::Value> {
+        let mut ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+        ts.sort_unstable();
+        Ok(self.rule.sessions(&ts))
+    }
+
+    fn output(&self, values: Vec<Option<Self::Value>>) -> ArrayRef {
+        let lengths = values.iter().map(|v| v.as_ref().map_or(0, Vec::len));
+        let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
+        let all = values.into_iter().flatten().flatten();
+        let (mut starts, mut ends, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        for (start, end, events) in all {
+            starts.push(start);
+            ends.push(end);
+            counts.push(events);
+        }
+        let time = self.fields[0].data_type();
+        let tz = match time {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from(starts).with_timezone_opt(tz.clone())),
+            Arc::new(TimestampMicrosecondArray::from(ends).with_timezone_opt(tz)),
+            Arc::new(Int64Array::from(counts)),
+        ];
+        let sessions = StructArray::new(self.fields.clone(), columns, None);
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(self.fields.clone()),
+                false,
+            )),
+            offsets,
+            Arc::new(sessions),
+            None,
+        ))
+    }
+}
+
+impl AggregateUDFImpl for Sessions {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        SessionRule::check_types(NAME, arg_types)?;
+        Ok(DataType::new_list(
+            DataType::Struct(session_fields(&arg_types[0])),
+            false,
+        ))
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(EventAccumulator::new(
+            Arc::new(SessionsFinish::from_physical(&args)?),
+            0,
+        )))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(EventGroups::new(
+            Arc::new(SessionsFinish::from_physical(&args)?),
+            0,
+        )))
+    }
+
+    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
+        // Checks the constant arguments while planning, before any row is read.
+        Some(Box::new(|function, _| {
+            let constants: Vec<_> = function
+                .params
+                .args
+                .iter()
+                .skip(1)
+                .map(|e| logical_constant(NAME, "gap", DURATION, e).ok())
+                .collect();
+            SessionRule::new(NAME, &constants)?;
+            Ok(Expr::AggregateFunction(function))
+        }))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
