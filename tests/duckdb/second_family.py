@@ -31,7 +31,8 @@ def at(micros):
 
 def adversarial_events(path, seed):
     """Events on a one-minute grid, so gaps and session lengths hit their
-    bounds exactly and timestamps tie; some rows have no ts."""
+    bounds exactly and timestamps tie (also with equal events); some rows
+    have no ts or no event."""
     rnd = random.Random(seed)
     rows = {"id": [], "member_id": [], "ts": [], "event": []}
     base = 1_793_491_200_000_000  # 2026-11-01
@@ -43,7 +44,7 @@ def adversarial_events(path, seed):
             rows["id"].append(len(rows["id"]))
             rows["member_id"].append(member)
             rows["ts"].append(None if rnd.random() < 0.03 else t)
-            rows["event"].append(rnd.choice(["view", "cart", "pay", "search"]))
+            rows["event"].append(None if rnd.random() < 0.03 else rnd.choice(["view", "cart", "pay", "search"]))
     table = pa.table({
         "id": pa.array(rows["id"], pa.int64()),
         "member_id": pa.array(rows["member_id"], pa.int64()),
@@ -72,6 +73,28 @@ def session_reference(events, gap_s, max_length_s):
                  r.session + CASE WHEN o.t > r.t AND (o.t - r.t > {gap} {length_rule}) THEN 1 ELSE 0 END
           FROM r JOIN o ON o.member_id = r.member_id AND o.i = r.i + 1)
         SELECT DISTINCT member_id, t, session FROM r"""
+
+
+def path_reference(events, start_event, max_steps, backward):
+    """Each member's path from SPEC with window functions: rows in (ts,
+    event) order from the first start (forward) or up to the last one
+    (backward), repeats dropped with lag, cut to max_steps."""
+    bound = "o.i <= b.last_i" if backward else "o.i >= b.first_i"
+    nearest = "DESC" if backward else "ASC"
+    return f"""
+        WITH o AS (
+          SELECT member_id, event, event = '{start_event}' AS s,
+                 row_number() OVER (PARTITION BY member_id ORDER BY ts, event) AS i
+          FROM read_parquet('{events}') WHERE ts IS NOT NULL AND event IS NOT NULL),
+        b AS (SELECT member_id, min(i) FILTER (WHERE s) AS first_i, max(i) FILTER (WHERE s) AS last_i
+              FROM o GROUP BY member_id),
+        p AS (SELECT o.member_id, o.i, o.event,
+                     lag(o.event) OVER (PARTITION BY o.member_id ORDER BY o.i) AS prev
+              FROM o JOIN b USING (member_id) WHERE {bound}),
+        steps AS (SELECT *, row_number() OVER (PARTITION BY member_id ORDER BY i {nearest}) AS k
+                  FROM p WHERE prev IS NULL OR prev <> event)
+        SELECT member_id, list(event ORDER BY i) AS path FROM steps WHERE k <= {max_steps}
+        GROUP BY member_id"""
 
 
 def main():
@@ -109,9 +132,17 @@ def main():
         per_member = {}
         for m, _, start, end, n in rows:
             per_member.setdefault(m, []).append({"start": at(start), "end": at(end), "events": n})
-        members = {m for _, m, _ in ids}
-        theirs = [{"member_id": m, "s": per_member.get(m, [])} for m in sorted(members)]
+        theirs = [{"member_id": m, "s": per_member.get(m, [])} for m in sorted({m for _, m, _ in ids})]
         compare(f"sessions({args})", ours, theirs)
+
+    members = sorted({m for _, m, _ in ids})
+    for start_event, max_steps, direction in [("view", 5, "forward"), ("pay", 3, "backward"),
+                                              ("search", 1, "forward"), ("cart", 32, "backward")]:
+        call = f"event_path(ts, event, event = '{start_event}', {max_steps}, '{direction}')"
+        ours = audience(binary, data, f"SELECT member_id, {call} AS path FROM ev GROUP BY member_id", out)
+        paths = dict(con.sql(path_reference(events, start_event, max_steps, direction == "backward")).fetchall())
+        theirs = [{"member_id": m, "path": paths.get(m)} for m in members]
+        compare(call, ours, theirs)
 
     if FAILURES:
         print(f"FAILED: {', '.join(FAILURES)}")

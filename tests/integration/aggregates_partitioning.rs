@@ -13,7 +13,9 @@ const QUERY: &str = "SELECT member_id,
     retention(event = 'view', event = 'cart', event = 'pay') AS r,
     sequence_match('(?1).*(?2)(?t<=3600)', ts, event = 'cart', event = 'pay') AS sm,
     sequence_count('(?1).*(?2)', ts, event = 'view', event = 'cart', event = 'pay') AS sc,
-    sessions(ts, 1800, 7200) AS ss
+    sessions(ts, 1800, 7200) AS ss,
+    event_path(ts, event, event = 'view', 4) AS p,
+    event_path(ts, event, event = 'pay', 3, 'backward') AS pb
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.
@@ -21,7 +23,8 @@ const BY_CHANNEL: &str = "SELECT channel,
     window_funnel(INTERVAL '1 day', '', ts, event = 'view', event = 'cart', event = 'order') AS f,
     retention(event = 'view', event = 'pay') AS r,
     sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc,
-    array_length(sessions(ts, 3600)) AS ss
+    array_length(sessions(ts, 3600)) AS ss,
+    event_path(ts, event, event = 'search', 6) AS p
   FROM events GROUP BY channel ORDER BY channel";
 
 /// Each event's session (the window function), counted per member and length.

@@ -179,6 +179,11 @@ const CALLS: &[(Kind, &str, &[&str])] = &[
     (Kind::Table, "one_id", &["'fz_ids'"]),
     (Kind::Aggregate, "sessions", &["ts", "1800", "7200"]),
     (
+        Kind::Aggregate,
+        "event_path",
+        &["ts", "event", "event = 'view'", "4", "'backward'"],
+    ),
+    (
         Kind::Window,
         "session_number",
         &["ts", "1800", "INTERVAL '2 hours'"],

@@ -109,6 +109,7 @@ macro_rules! slt_files {
 
 slt_files!(
     bitmap,
+    event_path,
     lifecycle_stage,
     null_logic,
     one_id,

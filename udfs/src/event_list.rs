@@ -1,5 +1,5 @@
 //! The state shared by the ordered behavioral aggregates (`window_funnel`,
-//! `sequence_match`, `sequence_count`): per group, the usable rows as
+//! `sequence_match`, `sequence_count`, `sessions`): per group, the usable rows as
 //! `(timestamp µs, condition bitmask)` events, and whether any usable row was seen.
 //!
 //! The many-groups accumulator keeps all groups' events in one arena (16 bytes
@@ -283,7 +283,7 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
 fn check_groups(total_num_groups: usize) -> Result<()> {
     if total_num_groups > u32::MAX as usize {
         return exec_err!(
-            "an event-list aggregate (window_funnel, retention, sequence_*) got \
+            "an event-list aggregate (window_funnel, sequence_*, sessions) got \
              {total_num_groups} groups, more than the {} it can keep; group by fewer keys",
             u32::MAX
         );
@@ -295,7 +295,7 @@ fn check_groups(total_num_groups: usize) -> Result<()> {
 fn state_arrays(events: &[Event], offsets: Vec<usize>, seen: Vec<bool>) -> Result<Vec<ArrayRef>> {
     if events.len() > i32::MAX as usize {
         return exec_err!(
-            "an event-list aggregate (window_funnel, retention, sequence_*) would pass on \
+            "an event-list aggregate (window_funnel, sequence_*, sessions) would pass on \
              {} events in one state batch, more than the {} a list array holds; lower \
              datafusion.execution.batch_size or group by more keys",
             events.len(),

@@ -8,6 +8,7 @@ mod args;
 mod bitmap;
 mod docs;
 mod event_list;
+mod event_path;
 mod lifecycle_stage;
 mod one_id;
 mod retention;
@@ -38,6 +39,7 @@ pub use bitmap::from_array::BitmapFromArray;
 pub use bitmap::set_op::{BitmapSetOp, bitmap_set_ops};
 pub use bitmap::to_array::BitmapToArray;
 pub use docs::{documented_functions, example_queries, reference_markdown};
+pub use event_path::EventPath;
 pub use lifecycle_stage::LifecycleStage;
 pub use one_id::OneId;
 pub use retention::Retention;
@@ -96,6 +98,7 @@ pub fn all_functions() -> Functions {
             bitmap_or_agg(),
             bitmap_and_agg(),
             AggregateUDF::new_from_impl(Sessions::default()),
+            AggregateUDF::new_from_impl(EventPath::default()),
         ],
         window: vec![WindowUDF::new_from_impl(SessionNumber::default())],
         table: vec![

@@ -1,0 +1,573 @@
+//! `event_path(ts, event, start_condition [, max_steps [, direction]])`: a
+//! group's path of events from (forward) or to (backward) an event, repeats
+//! collapsed, at most `max_steps` long.
+//!
+//! The state is the group's usable rows `(ts, event, start)`; the many-groups
+//! accumulator keeps every group's rows in one arena (their event names in
+//! one byte buffer, no allocation per row) and orders a group's rows only
+//! when its path is emitted. Partial states are the rows, so merging is exact.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::function::{
+    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
+};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
+    Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{is_time, logical_constant, micros, passes_filter, physical_constant};
+
+const NAME: &str = "event_path";
+const MAX_STEPS: &str = "a constant integer from 1 to 32";
+const DIRECTION: &str = "'forward' or 'backward'";
+/// The longest path a call may ask for.
+const STEPS_LIMIT: i64 = 32;
+
+#[user_doc(
+    doc_section(label = "Audience Behavioral Functions"),
+    description = "A group's path of events, in time order: with `direction` `'forward'` (the default) it starts \
+at the first row where `start_condition` is true and follows the next events; with `'backward'` it ends at the \
+last such row and is the events leading up to it. Consecutive repeats of one event collapse to one, then the \
+path is cut to `max_steps` events (the first ones forward, the last ones backward). NULL when \
+`start_condition` is never true. Rows with a NULL `ts` or `event` are skipped; rows with equal timestamps are \
+ordered by `event`. `GROUP BY member_id` gives a path per member, `GROUP BY member_id, session` per session.",
+    syntax_example = "event_path(ts, event, start_condition[, max_steps[, direction]])",
+    sql_example = r#"```sql
+> SELECT path, count(*) AS members
+  FROM (SELECT member_id, event_path(ts, event, event = 'view', 4) AS path
+        FROM events GROUP BY member_id)
+  WHERE path IS NOT NULL GROUP BY path ORDER BY members DESC LIMIT 20;
+```"#,
+    argument(
+        name = "ts",
+        description = "Event time: a TIMESTAMP of any unit, or a DATE."
+    ),
+    argument(
+        name = "event",
+        description = "The event's name (any type; shown as text)."
+    ),
+    argument(
+        name = "start_condition",
+        description = "BOOLEAN: where the path starts (forward) or ends (backward); NULL counts as false."
+    ),
+    argument(
+        name = "max_steps",
+        description = "The most events in the path after collapsing repeats: 1 to 32, default 5 (constant)."
+    ),
+    argument(
+        name = "direction",
+        description = "`'forward'` (default) or `'backward'` (constant)."
+    )
+)]
+/// The `event_path` aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct EventPath {
+    signature: Signature,
+}
+
+impl Default for EventPath {
+    fn default() -> Self {
+        EventPath {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+/// A call's constant arguments.
+#[derive(Debug, Clone, Copy)]
+struct PathRule {
+    max_steps: usize,
+    backward: bool,
+}
+
+impl PathRule {
+    /// From the constants after `start_condition` (`None`: not a constant).
+    fn new(constants: &[Option<ScalarValue>]) -> Result<Self> {
+        let max_steps = match constants.first() {
+            None => 5,
+            Some(Some(value)) if value.data_type().is_integer() => {
+                match value.cast_to(&DataType::Int64)? {
+                    ScalarValue::Int64(Some(n)) if (1..=STEPS_LIMIT).contains(&n) => n as usize,
+                    _ => return plan_err!("{NAME}: max_steps must be {MAX_STEPS}, got {value}"),
+                }
+            }
+            Some(Some(value)) => {
+                return plan_err!("{NAME}: max_steps must be {MAX_STEPS}, got {value}");
+            }
+            Some(None) => return plan_err!("{NAME}: max_steps must be {MAX_STEPS}"),
+        };
+        let backward = match constants.get(1) {
+            None => false,
+            Some(Some(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)),
+            )) => match s.as_str() {
+                "forward" => false,
+                "backward" => true,
+                other => {
+                    return plan_err!("{NAME}: direction must be {DIRECTION}, got '{other}'");
+                }
+            },
+            Some(Some(value)) => {
+                return plan_err!("{NAME}: direction must be {DIRECTION}, got {value}");
+            }
+            Some(None) => return plan_err!("{NAME}: direction must be {DIRECTION}"),
+        };
+        Ok(PathRule {
+            max_steps,
+            backward,
+        })
+    }
+
+    fn from_physical(args: &AccumulatorArgs) -> Result<Self> {
+        let constants: Vec<_> = args
+            .exprs
+            .iter()
+            .skip(3)
+            .map(|e| physical_constant(NAME, "max_steps", MAX_STEPS, e).ok())
+            .collect();
+        PathRule::new(&constants)
+    }
+
+    /// The path of one group's `rows` (any order; sorted here), as ranges of
+    /// `bytes`; `None` when no row starts it.
+    fn path(&self, rows: &mut [Row], bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
+        let name = |r: &Row| &bytes[r.from..r.from + r.len as usize];
+        rows.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| name(a).cmp(name(b))));
+        let rows: &[Row] = if self.backward {
+            let end = rows.iter().rposition(|r| r.start)?;
+            &rows[..=end]
+        } else {
+            let start = rows.iter().position(|r| r.start)?;
+            &rows[start..]
+        };
+        let ordered: Box<dyn Iterator<Item = &Row>> = match self.backward {
+            true => Box::new(rows.iter().rev()),
+            false => Box::new(rows.iter()),
+        };
+        let mut steps: Vec<(usize, usize)> = Vec::new();
+        let mut last: Option<&[u8]> = None;
+        for row in ordered {
+            if last != Some(name(row)) {
+                last = Some(name(row));
+                steps.push((row.from, row.len as usize));
+                if steps.len() == self.max_steps {
+                    break;
+                }
+            }
+        }
+        if self.backward {
+            steps.reverse();
+        }
+        Some(steps)
+    }
+}
+
+/// One usable row: its time, whether it starts the path, its group, and its
+/// event's bytes in the arena.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    ts: i64,
+    from: usize,
+    len: u32,
+    group: u32,
+    start: bool,
+}
+
+/// Rows of every group and their event names.
+#[derive(Debug, Default)]
+struct Arena {
+    rows: Vec<Row>,
+    bytes: Vec<u8>,
+}
+
+impl Arena {
+    fn push(&mut self, group: usize, ts: i64, event: &str, start: bool) -> Result<()> {
+        let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(event.len())) else {
+            return exec_err!(
+                "{NAME}: more than {} groups or an event name that long; group by fewer keys",
+                u32::MAX
+            );
+        };
+        self.rows.push(Row {
+            ts,
+            from: self.bytes.len(),
+            len,
+            group,
+            start,
+        });
+        self.bytes.extend_from_slice(event.as_bytes());
+        Ok(())
+    }
+
+    /// Adds the usable rows of `values` (`[ts, event, start, …]`).
+    fn update(
+        &mut self,
+        values: &[ArrayRef],
+        group_of: impl Fn(usize) -> usize,
+        filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let (ts, ts_nulls) = micros(&values[0])?;
+        let events = cast(&values[1], &DataType::Utf8)?;
+        let events = events.as_string::<i32>();
+        let start = match values[2].data_type() {
+            DataType::Boolean => values[2].as_boolean().clone(),
+            DataType::Null => BooleanArray::new_null(ts.len()),
+            other => {
+                return plan_err!("{NAME}: start_condition must be BOOLEAN, got {other}");
+            }
+        };
+        for i in 0..ts.len() {
+            let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
+                && events.is_valid(i)
+                && passes_filter(filter, i);
+            if usable {
+                let starts = start.is_valid(i) && start.value(i);
+                self.push(group_of(i), ts[i], events.value(i), starts)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of partial states `values` (`[ts list, event list, start list]`).
+    fn merge(&mut self, values: &[ArrayRef], group_of: impl Fn(usize) -> usize) -> Result<()> {
+        let [ts, events, starts] = values else {
+            return internal_err!("{NAME} state has {} columns, expected 3", values.len());
+        };
+        let (ts, events, starts) = (
+            ts.as_list::<i32>(),
+            events.as_list::<i32>(),
+            starts.as_list::<i32>(),
+        );
+        let tv = ts.values().as_primitive::<Int64Type>();
+        let ev = events.values().as_string::<i32>();
+        let sv = starts.values().as_boolean();
+        for i in 0..ts.len() {
+            if ts.is_null(i) {
+                continue;
+            }
+            let range = ts.value_offsets()[i] as usize..ts.value_offsets()[i + 1] as usize;
+            for j in range {
+                self.push(group_of(i), tv.value(j), ev.value(j), sv.value(j))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the first `n` groups' rows, bucketed by group: the rows,
+    /// each group's offsets into them, and their bytes.
+    fn take(&mut self, n: usize) -> (Vec<Row>, Vec<usize>, Vec<u8>) {
+        let mut offsets = vec![0usize; n + 1];
+        for r in self.rows.iter().filter(|r| (r.group as usize) < n) {
+            offsets[r.group as usize + 1] += 1;
+        }
+        for g in 0..n {
+            offsets[g + 1] += offsets[g];
+        }
+        let mut taken = vec![
+            Row {
+                ts: 0,
+                from: 0,
+                len: 0,
+                group: 0,
+                start: false
+            };
+            offsets[n]
+        ];
+        let mut next = offsets.clone();
+        let (mut kept, mut kept_bytes) = (Vec::new(), Vec::new());
+        for r in &self.rows {
+            if (r.group as usize) < n {
+                taken[next[r.group as usize]] = *r;
+                next[r.group as usize] += 1;
+            } else {
+                kept.push(Row {
+                    from: kept_bytes.len(),
+                    group: r.group - n as u32,
+                    ..*r
+                });
+                kept_bytes.extend_from_slice(&self.bytes[r.from..r.from + r.len as usize]);
+            }
+        }
+        let bytes = std::mem::replace(&mut self.bytes, kept_bytes);
+        self.rows = kept;
+        (taken, offsets, bytes)
+    }
+
+    fn size(&self) -> usize {
+        self.rows.capacity() * size_of::<Row>() + self.bytes.capacity()
+    }
+}
+
+/// The paths of `groups` groups (rows bucketed by `offsets`), as a list array.
+fn paths(
+    rule: &PathRule,
+    groups: usize,
+    mut rows: Vec<Row>,
+    offsets: &[usize],
+    bytes: &[u8],
+) -> Result<ArrayRef> {
+    let mut steps: Vec<&str> = Vec::new();
+    let mut lengths = Vec::with_capacity(groups);
+    let mut valid = Vec::with_capacity(groups);
+    for g in 0..groups {
+        match rule.path(&mut rows[offsets[g]..offsets[g + 1]], bytes) {
+            Some(path) => {
+                for (at, len) in &path {
+                    // the bytes were a `&str` when stored
+                    let name = std::str::from_utf8(&bytes[*at..*at + *len]);
+                    steps.push(name.map_err(|e| {
+                        datafusion::error::DataFusionError::Internal(e.to_string())
+                    })?);
+                }
+                lengths.push(path.len());
+                valid.push(true);
+            }
+            None => {
+                lengths.push(0);
+                valid.push(false);
+            }
+        }
+    }
+    Ok(Arc::new(ListArray::new(
+        Arc::new(Field::new_list_field(DataType::Utf8, false)),
+        OffsetBuffer::from_lengths(lengths),
+        Arc::new(StringArray::from(steps)),
+        Some(valid.into()),
+    )))
+}
+
+/// The partial states of `groups` groups: their rows as three lists.
+fn states(groups: usize, rows: &[Row], offsets: &[usize], bytes: &[u8]) -> Vec<ArrayRef> {
+    let lengths = (0..groups).map(|g| offsets[g + 1] - offsets[g]);
+    let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
+    let list = |t: DataType, values: ArrayRef| -> ArrayRef {
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(t, false)),
+            offsets.clone(),
+            values,
+            None,
+        ))
+    };
+    let ts = Int64Array::from_iter_values(rows.iter().map(|r| r.ts));
+    let events =
+        StringArray::from_iter_values(rows.iter().map(|r| {
+            std::str::from_utf8(&bytes[r.from..r.from + r.len as usize]).unwrap_or_default()
+        }));
+    let starts = BooleanArray::from_iter(rows.iter().map(|r| Some(r.start)));
+    vec![
+        list(DataType::Int64, Arc::new(ts)),
+        list(DataType::Utf8, Arc::new(events)),
+        list(DataType::Boolean, Arc::new(starts)),
+    ]
+}
+
+/// [`GroupsAccumulator`] for `event_path`.
+#[derive(Debug)]
+struct PathGroups {
+    rule: PathRule,
+    arena: Arena,
+    groups: usize,
+}
+
+impl PathGroups {
+    fn take(&mut self, emit_to: EmitTo) -> (usize, Vec<Row>, Vec<usize>, Vec<u8>) {
+        let n = match emit_to {
+            EmitTo::All => self.groups,
+            EmitTo::First(n) => n,
+        };
+        self.groups -= n;
+        let (rows, offsets, bytes) = self.arena.take(n);
+        (n, rows, offsets, bytes)
+    }
+}
+
+impl GroupsAccumulator for PathGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups = self.groups.max(total_num_groups);
+        self.arena.update(values, |i| group_indices[i], opt_filter)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let (n, rows, offsets, bytes) = self.take(emit_to);
+        paths(&self.rule, n, rows, &offsets, &bytes)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let (n, rows, offsets, bytes) = self.take(emit_to);
+        Ok(states(n, &rows, &offsets, &bytes))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups = self.groups.max(total_num_groups);
+        self.arena.merge(values, |i| group_indices[i])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // each row its own group
+        let mut arena = Arena::default();
+        arena.update(values, |i| i, opt_filter)?;
+        let n = values[0].len();
+        let (rows, offsets, bytes) = arena.take(n);
+        Ok(states(n, &rows, &offsets, &bytes))
+    }
+
+    fn size(&self) -> usize {
+        self.arena.size()
+    }
+}
+
+/// [`Accumulator`] for `event_path` over one group.
+#[derive(Debug)]
+struct PathAccumulator {
+    rule: PathRule,
+    arena: Arena,
+}
+
+impl Accumulator for PathAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.arena.update(values, |_| 0, None)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let rows = self.arena.rows.clone();
+        let offsets = [0, rows.len()];
+        let path = paths(&self.rule, 1, rows, &offsets, &self.arena.bytes)?;
+        ScalarValue::try_from_array(&path, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.arena.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let offsets = [0, self.arena.rows.len()];
+        states(1, &self.arena.rows, &offsets, &self.arena.bytes)
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.arena.merge(states, |_| 0)
+    }
+}
+
+impl AggregateUDFImpl for EventPath {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        if !(3..=5).contains(&arg_types.len()) {
+            return plan_err!(
+                "{NAME}: expects (ts, event, start_condition[, max_steps[, direction]]), got {} arguments",
+                arg_types.len()
+            );
+        }
+        if !is_time(&arg_types[0]) {
+            return plan_err!(
+                "{NAME}: ts must be a TIMESTAMP or DATE, got {}",
+                arg_types[0]
+            );
+        }
+        if !matches!(arg_types[2], DataType::Boolean | DataType::Null) {
+            return plan_err!(
+                "{NAME}: start_condition must be BOOLEAN, got {}",
+                arg_types[2]
+            );
+        }
+        Ok(DataType::new_list(DataType::Utf8, false))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(PathAccumulator {
+            rule: PathRule::from_physical(&args)?,
+            arena: Arena::default(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let list = |what: &str, t: DataType| -> FieldRef {
+            Arc::new(Field::new(
+                format!("{}[{what}]", args.name),
+                DataType::new_list(t, false),
+                true,
+            ))
+        };
+        Ok(vec![
+            list("ts", DataType::Int64),
+            list("event", DataType::Utf8),
+            list("start", DataType::Boolean),
+        ])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(PathGroups {
+            rule: PathRule::from_physical(&args)?,
+            arena: Arena::default(),
+            groups: 0,
+        }))
+    }
+
+    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
+        // Checks the constant arguments while planning, before any row is read.
+        Some(Box::new(|function, _| {
+            let constants: Vec<_> = function
+                .params
+                .args
+                .iter()
+                .skip(3)
+                .map(|e| logical_constant(NAME, "max_steps", MAX_STEPS, e).ok())
+                .collect();
+            PathRule::new(&constants)?;
+            Ok(Expr::AggregateFunction(function))
+        }))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
