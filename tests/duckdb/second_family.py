@@ -34,7 +34,7 @@ def adversarial_events(path, seed):
     bounds exactly and timestamps tie (also with equal events); some rows
     have no ts or no event."""
     rnd = random.Random(seed)
-    rows = {"id": [], "member_id": [], "ts": [], "event": []}
+    rows = {"id": [], "member_id": [], "ts": [], "event": [], "channel": []}
     base = 1_793_491_200_000_000  # 2026-11-01
     for member in range(1, 301):
         t = base + rnd.randrange(0, 1440) * MINUTE_US
@@ -45,11 +45,13 @@ def adversarial_events(path, seed):
             rows["member_id"].append(member)
             rows["ts"].append(None if rnd.random() < 0.03 else t)
             rows["event"].append(None if rnd.random() < 0.03 else rnd.choice(["view", "cart", "pay", "search"]))
+            rows["channel"].append(None if rnd.random() < 0.2 else rnd.choice(["app", "douyin", "tmall", "wecom"]))
     table = pa.table({
         "id": pa.array(rows["id"], pa.int64()),
         "member_id": pa.array(rows["member_id"], pa.int64()),
         "ts": pa.array(rows["ts"], pa.timestamp("us")),
         "event": pa.array(rows["event"], pa.string()),
+        "channel": pa.array(rows["channel"], pa.string()),
     })
     pq.write_table(table, path)
 
@@ -97,6 +99,36 @@ def path_reference(events, start_event, max_steps, backward):
         GROUP BY member_id"""
 
 
+def attribution_reference(events, model, lookback_s, half_life_s):
+    """Each member's credit per channel from SPEC: every conversion (a pay)
+    joined to its touches (a channel, at most lookback before and strictly
+    before), the credit computed per model with window functions."""
+    lookback, half_life = lookback_s * 1_000_000, half_life_s * 1_000_000
+    credit = {
+        "first_touch": "CASE WHEN pos = 1 THEN 1.0 ELSE 0.0 END",
+        "last_touch": "CASE WHEN pos = k THEN 1.0 ELSE 0.0 END",
+        "linear": "1.0 / k",
+        "time_decay": f"pow(2, -(latest - t) / {half_life}) / sum(pow(2, -(latest - t) / {half_life})) OVER w",
+        "position_based": "CASE WHEN k = 1 THEN 1.0 WHEN k = 2 THEN 0.5 "
+                          "WHEN pos = 1 OR pos = k THEN 0.4 ELSE 0.2 / (k - 2) END",
+    }[model]
+    return f"""
+        WITH r AS (SELECT member_id, epoch_us(ts) AS t, channel, event = 'pay' AS conv
+                   FROM read_parquet('{events}') WHERE ts IS NOT NULL),
+        c AS (SELECT member_id, t AS ct, row_number() OVER () AS cid FROM r WHERE conv),
+        w AS (SELECT c.member_id, c.cid, r.t, r.channel
+              FROM c JOIN r ON r.member_id = c.member_id AND r.channel IS NOT NULL
+                           AND r.t >= c.ct - {lookback} AND r.t < c.ct),
+        o AS (SELECT *, row_number() OVER (PARTITION BY cid ORDER BY t, channel) AS pos,
+                        count(*) OVER (PARTITION BY cid) AS k, max(t) OVER (PARTITION BY cid) AS latest
+              FROM w),
+        credited AS (SELECT member_id, channel, {credit} AS credit FROM o WINDOW w AS (PARTITION BY cid)
+                     UNION ALL
+                     SELECT member_id, NULL, 1.0 FROM c WHERE cid NOT IN (SELECT cid FROM w))
+        SELECT member_id, channel, sum(credit) AS credit FROM credited
+        GROUP BY member_id, channel HAVING sum(credit) > 0"""
+
+
 def main():
     binary, work = sys.argv[1], Path(sys.argv[2])
     work.mkdir(parents=True, exist_ok=True)
@@ -142,6 +174,20 @@ def main():
         ours = audience(binary, data, f"SELECT member_id, {call} AS path FROM ev GROUP BY member_id", out)
         paths = dict(con.sql(path_reference(events, start_event, max_steps, direction == "backward")).fetchall())
         theirs = [{"member_id": m, "path": paths.get(m)} for m in members]
+        compare(call, ours, theirs)
+
+    for model, lookback_s, half_life_s in [("first_touch", 3600, 600), ("last_touch", 86400 * 30, 600),
+                                           ("linear", 3600, 600), ("time_decay", 7200, 600),
+                                           ("position_based", 1800, 600)]:
+        call = f"attribution('{model}', ts, channel, event = 'pay', {lookback_s}, {half_life_s})"
+        ours = audience(binary, data, f"SELECT member_id, {call} AS a FROM ev GROUP BY member_id", out)
+        ours = [{"member_id": r["member_id"], "a": [(x["touch"], round(x["credit"], 9)) for x in r["a"]]}
+                for r in ours]
+        credited = {}
+        for m, channel, credit in con.sql(attribution_reference(events, model, lookback_s, half_life_s)).fetchall():
+            credited.setdefault(m, []).append((channel, round(credit, 9)))
+        theirs = [{"member_id": m, "a": sorted(credited.get(m, []), key=lambda x: (x[0] is None, x[0] or ""))}
+                  for m in members]
         compare(call, ours, theirs)
 
     if FAILURES:

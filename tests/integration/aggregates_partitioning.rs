@@ -15,7 +15,9 @@ const QUERY: &str = "SELECT member_id,
     sequence_count('(?1).*(?2)', ts, event = 'view', event = 'cart', event = 'pay') AS sc,
     sessions(ts, 1800, 7200) AS ss,
     event_path(ts, event, event = 'view', 4) AS p,
-    event_path(ts, event, event = 'pay', 3, 'backward') AS pb
+    event_path(ts, event, event = 'pay', 3, 'backward') AS pb,
+    attribution('time_decay', ts, channel, event = 'pay', 86400 * 7, 3600) AS at,
+    attribution('position_based', ts, CASE WHEN event = 'view' THEN channel END, event = 'pay') AS ap
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.
@@ -24,7 +26,8 @@ const BY_CHANNEL: &str = "SELECT channel,
     retention(event = 'view', event = 'pay') AS r,
     sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc,
     array_length(sessions(ts, 3600)) AS ss,
-    event_path(ts, event, event = 'search', 6) AS p
+    event_path(ts, event, event = 'search', 6) AS p,
+    attribution('linear', ts, event, event = 'pay', 600) AS a
   FROM events GROUP BY channel ORDER BY channel";
 
 /// Each event's session (the window function), counted per member and length.

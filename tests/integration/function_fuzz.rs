@@ -180,6 +180,11 @@ const CALLS: &[(Kind, &str, &[&str])] = &[
     (Kind::Aggregate, "sessions", &["ts", "1800", "7200"]),
     (
         Kind::Aggregate,
+        "attribution",
+        &["'time_decay'", "ts", "event", "flag", "3600", "600"],
+    ),
+    (
+        Kind::Aggregate,
         "event_path",
         &["ts", "event", "event = 'view'", "4", "'backward'"],
     ),

@@ -39,7 +39,7 @@ fn customer_value_functions_agree_with_duckdb() {
     assert!(stdout.contains("0 mismatches in all"), "{stdout}");
 }
 
-/// The second family (so far: sessions, both shapes, and paths) against
+/// The second family (so far: sessions, both shapes, paths and attribution) against
 /// DuckDB SQL written from SPEC, on a seeded table whose gaps hit their
 /// bounds exactly, with ties and NULLs.
 #[test]
@@ -52,7 +52,7 @@ fn second_family_agrees_with_duckdb() {
             work.path().to_str().unwrap(),
         ],
     );
-    // 4 rules × (session_number, sessions), 4 paths: every one compared
-    assert_eq!(stdout.matches(" 0 mismatches").count(), 12, "{stdout}");
+    // 4 rules × (session_number, sessions), 4 paths, 5 attribution models: every one compared
+    assert_eq!(stdout.matches(" 0 mismatches").count(), 17, "{stdout}");
     assert!(stdout.contains("0 mismatches in all"), "{stdout}");
 }

@@ -108,6 +108,7 @@ macro_rules! slt_files {
 }
 
 slt_files!(
+    attribution,
     bitmap,
     event_path,
     lifecycle_stage,

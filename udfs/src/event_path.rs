@@ -1,21 +1,16 @@
 //! `event_path(ts, event, start_condition [, max_steps [, direction]])`: a
 //! group's path of events from (forward) or to (backward) an event, repeats
 //! collapsed, at most `max_steps` long.
-//!
-//! The state is the group's usable rows `(ts, event, start)`; the many-groups
-//! accumulator keeps every group's rows in one arena (their event names in
-//! one byte buffer, no allocation per row) and orders a group's rows only
-//! when its path is emitted. Partial states are the rows, so merging is exact.
+//! The state is the group's usable rows `(ts, event, start)` in a
+//! [`RowArena`]; a group's rows are ordered only when its path is emitted.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, StringArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
@@ -27,6 +22,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{is_time, logical_constant, micros, passes_filter, physical_constant};
+use crate::row_arena::{ArenaRow, RowArena, Taken, state_fields, states};
 
 const NAME: &str = "event_path";
 const MAX_STEPS: &str = "a constant integer from 1 to 32";
@@ -143,17 +139,18 @@ impl PathRule {
 
     /// The path of one group's `rows` (any order; sorted here), as ranges of
     /// `bytes`; `None` when no row starts it.
-    fn path(&self, rows: &mut [Row], bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
-        let name = |r: &Row| &bytes[r.from..r.from + r.len as usize];
+    fn path(&self, rows: &mut [ArenaRow], bytes: &[u8]) -> Option<Vec<(usize, usize)>> {
+        let name = |r: &ArenaRow| &bytes[r.from..r.from + r.len as usize];
         rows.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| name(a).cmp(name(b))));
-        let rows: &[Row] = if self.backward {
-            let end = rows.iter().rposition(|r| r.start)?;
+        let starts = |r: &ArenaRow| r.flags & START != 0;
+        let rows: &[ArenaRow] = if self.backward {
+            let end = rows.iter().rposition(starts)?;
             &rows[..=end]
         } else {
-            let start = rows.iter().position(|r| r.start)?;
+            let start = rows.iter().position(starts)?;
             &rows[start..]
         };
-        let ordered: Box<dyn Iterator<Item = &Row>> = match self.backward {
+        let ordered: Box<dyn Iterator<Item = &ArenaRow>> = match self.backward {
             true => Box::new(rows.iter().rev()),
             false => Box::new(rows.iter()),
         };
@@ -175,159 +172,56 @@ impl PathRule {
     }
 }
 
-/// One usable row: its time, whether it starts the path, its group, and its
-/// event's bytes in the arena.
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    ts: i64,
-    from: usize,
-    len: u32,
-    group: u32,
-    start: bool,
-}
+/// The flag of a row where the path starts.
+const START: u8 = 1;
 
-/// Rows of every group and their event names.
-#[derive(Debug, Default)]
-struct Arena {
-    rows: Vec<Row>,
-    bytes: Vec<u8>,
-}
-
-impl Arena {
-    fn push(&mut self, group: usize, ts: i64, event: &str, start: bool) -> Result<()> {
-        let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(event.len())) else {
-            return exec_err!(
-                "{NAME}: more than {} groups or an event name that long; group by fewer keys",
-                u32::MAX
-            );
-        };
-        self.rows.push(Row {
-            ts,
-            from: self.bytes.len(),
-            len,
-            group,
-            start,
-        });
-        self.bytes.extend_from_slice(event.as_bytes());
-        Ok(())
-    }
-
-    /// Adds the usable rows of `values` (`[ts, event, start, …]`).
-    fn update(
-        &mut self,
-        values: &[ArrayRef],
-        group_of: impl Fn(usize) -> usize,
-        filter: Option<&BooleanArray>,
-    ) -> Result<()> {
-        let (ts, ts_nulls) = micros(&values[0])?;
-        let events = cast(&values[1], &DataType::Utf8)?;
-        let events = events.as_string::<i32>();
-        let start = match values[2].data_type() {
-            DataType::Boolean => values[2].as_boolean().clone(),
-            DataType::Null => BooleanArray::new_null(ts.len()),
-            other => {
-                return plan_err!("{NAME}: start_condition must be BOOLEAN, got {other}");
-            }
-        };
-        for i in 0..ts.len() {
-            let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
-                && events.is_valid(i)
-                && passes_filter(filter, i);
-            if usable {
-                let starts = start.is_valid(i) && start.value(i);
-                self.push(group_of(i), ts[i], events.value(i), starts)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds the rows of partial states `values` (`[ts list, event list, start list]`).
-    fn merge(&mut self, values: &[ArrayRef], group_of: impl Fn(usize) -> usize) -> Result<()> {
-        let [ts, events, starts] = values else {
-            return internal_err!("{NAME} state has {} columns, expected 3", values.len());
-        };
-        let (ts, events, starts) = (
-            ts.as_list::<i32>(),
-            events.as_list::<i32>(),
-            starts.as_list::<i32>(),
-        );
-        let tv = ts.values().as_primitive::<Int64Type>();
-        let ev = events.values().as_string::<i32>();
-        let sv = starts.values().as_boolean();
-        for i in 0..ts.len() {
-            if ts.is_null(i) {
-                continue;
-            }
-            let range = ts.value_offsets()[i] as usize..ts.value_offsets()[i + 1] as usize;
-            for j in range {
-                self.push(group_of(i), tv.value(j), ev.value(j), sv.value(j))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the first `n` groups' rows, bucketed by group: the rows,
-    /// each group's offsets into them, and their bytes.
-    fn take(&mut self, n: usize) -> (Vec<Row>, Vec<usize>, Vec<u8>) {
-        let mut offsets = vec![0usize; n + 1];
-        for r in self.rows.iter().filter(|r| (r.group as usize) < n) {
-            offsets[r.group as usize + 1] += 1;
-        }
-        for g in 0..n {
-            offsets[g + 1] += offsets[g];
-        }
-        let mut taken = vec![
-            Row {
-                ts: 0,
-                from: 0,
-                len: 0,
-                group: 0,
-                start: false
-            };
-            offsets[n]
-        ];
-        let mut next = offsets.clone();
-        let (mut kept, mut kept_bytes) = (Vec::new(), Vec::new());
-        for r in &self.rows {
-            if (r.group as usize) < n {
-                taken[next[r.group as usize]] = *r;
-                next[r.group as usize] += 1;
+/// Adds the usable rows of `values` (`[ts, event, start, …]`) to `arena`.
+fn update(
+    arena: &mut RowArena,
+    values: &[ArrayRef],
+    group_of: impl Fn(usize) -> usize,
+    filter: Option<&BooleanArray>,
+) -> Result<()> {
+    let (ts, ts_nulls) = micros(&values[0])?;
+    let events = cast(&values[1], &DataType::Utf8)?;
+    let events = events.as_string::<i32>();
+    let start = match values[2].data_type() {
+        DataType::Boolean => values[2].as_boolean().clone(),
+        DataType::Null => BooleanArray::new_null(ts.len()),
+        other => return plan_err!("{NAME}: start_condition must be BOOLEAN, got {other}"),
+    };
+    for i in 0..ts.len() {
+        let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
+            && events.is_valid(i)
+            && passes_filter(filter, i);
+        if usable {
+            let flags = if start.is_valid(i) && start.value(i) {
+                START
             } else {
-                kept.push(Row {
-                    from: kept_bytes.len(),
-                    group: r.group - n as u32,
-                    ..*r
-                });
-                kept_bytes.extend_from_slice(&self.bytes[r.from..r.from + r.len as usize]);
-            }
+                0
+            };
+            arena.push(NAME, group_of(i), ts[i], events.value(i).as_bytes(), flags)?;
         }
-        let bytes = std::mem::replace(&mut self.bytes, kept_bytes);
-        self.rows = kept;
-        (taken, offsets, bytes)
     }
-
-    fn size(&self) -> usize {
-        self.rows.capacity() * size_of::<Row>() + self.bytes.capacity()
-    }
+    Ok(())
 }
 
-/// The paths of `groups` groups (rows bucketed by `offsets`), as a list array.
-fn paths(
-    rule: &PathRule,
-    groups: usize,
-    mut rows: Vec<Row>,
-    offsets: &[usize],
-    bytes: &[u8],
-) -> Result<ArrayRef> {
+/// The paths of the taken groups, as a list array.
+fn paths(rule: &PathRule, mut taken: Taken) -> Result<ArrayRef> {
+    let groups = taken.groups();
+    let mut rows = std::mem::take(&mut taken.rows);
     let mut steps: Vec<&str> = Vec::new();
     let mut lengths = Vec::with_capacity(groups);
     let mut valid = Vec::with_capacity(groups);
     for g in 0..groups {
-        match rule.path(&mut rows[offsets[g]..offsets[g + 1]], bytes) {
+        match rule.path(
+            &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
+            &taken.bytes,
+        ) {
             Some(path) => {
                 for (at, len) in &path {
                     // the bytes were a `&str` when stored
-                    let name = std::str::from_utf8(&bytes[*at..*at + *len]);
+                    let name = std::str::from_utf8(&taken.bytes[*at..*at + *len]);
                     steps.push(name.map_err(|e| {
                         datafusion::error::DataFusionError::Internal(e.to_string())
                     })?);
@@ -349,49 +243,11 @@ fn paths(
     )))
 }
 
-/// The partial states of `groups` groups: their rows as three lists.
-fn states(groups: usize, rows: &[Row], offsets: &[usize], bytes: &[u8]) -> Vec<ArrayRef> {
-    let lengths = (0..groups).map(|g| offsets[g + 1] - offsets[g]);
-    let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
-    let list = |t: DataType, values: ArrayRef| -> ArrayRef {
-        Arc::new(ListArray::new(
-            Arc::new(Field::new_list_field(t, false)),
-            offsets.clone(),
-            values,
-            None,
-        ))
-    };
-    let ts = Int64Array::from_iter_values(rows.iter().map(|r| r.ts));
-    let events =
-        StringArray::from_iter_values(rows.iter().map(|r| {
-            std::str::from_utf8(&bytes[r.from..r.from + r.len as usize]).unwrap_or_default()
-        }));
-    let starts = BooleanArray::from_iter(rows.iter().map(|r| Some(r.start)));
-    vec![
-        list(DataType::Int64, Arc::new(ts)),
-        list(DataType::Utf8, Arc::new(events)),
-        list(DataType::Boolean, Arc::new(starts)),
-    ]
-}
-
 /// [`GroupsAccumulator`] for `event_path`.
 #[derive(Debug)]
 struct PathGroups {
     rule: PathRule,
-    arena: Arena,
-    groups: usize,
-}
-
-impl PathGroups {
-    fn take(&mut self, emit_to: EmitTo) -> (usize, Vec<Row>, Vec<usize>, Vec<u8>) {
-        let n = match emit_to {
-            EmitTo::All => self.groups,
-            EmitTo::First(n) => n,
-        };
-        self.groups -= n;
-        let (rows, offsets, bytes) = self.arena.take(n);
-        (n, rows, offsets, bytes)
-    }
+    arena: RowArena,
 }
 
 impl GroupsAccumulator for PathGroups {
@@ -402,18 +258,16 @@ impl GroupsAccumulator for PathGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups = self.groups.max(total_num_groups);
-        self.arena.update(values, |i| group_indices[i], opt_filter)
+        self.arena.groups(total_num_groups);
+        update(&mut self.arena, values, |i| group_indices[i], opt_filter)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (n, rows, offsets, bytes) = self.take(emit_to);
-        paths(&self.rule, n, rows, &offsets, &bytes)
+        paths(&self.rule, self.arena.take(emit_to))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (n, rows, offsets, bytes) = self.take(emit_to);
-        Ok(states(n, &rows, &offsets, &bytes))
+        Ok(states(&self.arena.take(emit_to)))
     }
 
     fn merge_batch(
@@ -422,8 +276,8 @@ impl GroupsAccumulator for PathGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups = self.groups.max(total_num_groups);
-        self.arena.merge(values, |i| group_indices[i])
+        self.arena.groups(total_num_groups);
+        self.arena.merge(NAME, values, |i| group_indices[i])
     }
 
     fn convert_to_state(
@@ -432,11 +286,10 @@ impl GroupsAccumulator for PathGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         // each row its own group
-        let mut arena = Arena::default();
-        arena.update(values, |i| i, opt_filter)?;
-        let n = values[0].len();
-        let (rows, offsets, bytes) = arena.take(n);
-        Ok(states(n, &rows, &offsets, &bytes))
+        let mut arena = RowArena::default();
+        arena.groups(values[0].len());
+        update(&mut arena, values, |i| i, opt_filter)?;
+        Ok(states(&arena.take(EmitTo::All)))
     }
 
     fn size(&self) -> usize {
@@ -448,19 +301,17 @@ impl GroupsAccumulator for PathGroups {
 #[derive(Debug)]
 struct PathAccumulator {
     rule: PathRule,
-    arena: Arena,
+    arena: RowArena,
 }
 
 impl Accumulator for PathAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.arena.update(values, |_| 0, None)
+        self.arena.groups(1);
+        update(&mut self.arena, values, |_| 0, None)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let rows = self.arena.rows.clone();
-        let offsets = [0, rows.len()];
-        let path = paths(&self.rule, 1, rows, &offsets, &self.arena.bytes)?;
-        ScalarValue::try_from_array(&path, 0)
+        ScalarValue::try_from_array(&paths(&self.rule, self.arena.copy_all())?, 0)
     }
 
     fn size(&self) -> usize {
@@ -468,15 +319,15 @@ impl Accumulator for PathAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let offsets = [0, self.arena.rows.len()];
-        states(1, &self.arena.rows, &offsets, &self.arena.bytes)
+        states(&self.arena.copy_all())
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.arena.merge(states, |_| 0)
+        self.arena.groups(1);
+        self.arena.merge(NAME, states, |_| 0)
     }
 }
 
@@ -514,23 +365,12 @@ impl AggregateUDFImpl for EventPath {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(PathAccumulator {
             rule: PathRule::from_physical(&args)?,
-            arena: Arena::default(),
+            arena: RowArena::default(),
         }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let list = |what: &str, t: DataType| -> FieldRef {
-            Arc::new(Field::new(
-                format!("{}[{what}]", args.name),
-                DataType::new_list(t, false),
-                true,
-            ))
-        };
-        Ok(vec![
-            list("ts", DataType::Int64),
-            list("event", DataType::Utf8),
-            list("start", DataType::Boolean),
-        ])
+        Ok(state_fields(args.name))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -543,8 +383,7 @@ impl AggregateUDFImpl for EventPath {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(PathGroups {
             rule: PathRule::from_physical(&args)?,
-            arena: Arena::default(),
-            groups: 0,
+            arena: RowArena::default(),
         }))
     }
 

@@ -5,6 +5,7 @@
 //! load the same set.
 
 mod args;
+mod attribution;
 mod bitmap;
 mod docs;
 mod event_list;
@@ -14,6 +15,7 @@ mod one_id;
 mod retention;
 mod rfm;
 mod rfm_segment;
+mod row_arena;
 mod sequence_aggregate;
 mod sequence_count;
 mod sequence_match;
@@ -31,6 +33,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
+pub use attribution::Attribution;
 pub use bitmap::cardinality::BitmapCardinality;
 pub use bitmap::collect::BitmapAgg;
 pub use bitmap::combine::{BitmapCombineAgg, bitmap_and_agg, bitmap_or_agg};
@@ -99,6 +102,7 @@ pub fn all_functions() -> Functions {
             bitmap_and_agg(),
             AggregateUDF::new_from_impl(Sessions::default()),
             AggregateUDF::new_from_impl(EventPath::default()),
+            AggregateUDF::new_from_impl(Attribution::default()),
         ],
         window: vec![WindowUDF::new_from_impl(SessionNumber::default())],
         table: vec![

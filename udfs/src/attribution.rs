@@ -1,0 +1,541 @@
+//! `attribution(model, ts, touch, conversion [, lookback [, half_life]])`:
+//! each conversion's credit 1.0 shared among the touches before it (first
+//! touch, last touch, linear, time decay, position based), summed per touch
+//! value over a member's conversions.
+//!
+//! The state is the group's usable rows in a [`RowArena`]: each row's touch
+//! in Arrow's row format (bytes that sort as the values do, any type), and
+//! whether it is a touch and a conversion.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, StructArray, new_null_array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{
+    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
+};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
+    Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{
+    duration_micros, is_time, logical_constant, micros, passes_filter, physical_constant,
+    string_constant,
+};
+use crate::row_arena::{ArenaRow, RowArena, Taken, state_fields, states};
+
+const NAME: &str = "attribution";
+const MODELS: &str = "'first_touch', 'last_touch', 'linear', 'time_decay' or 'position_based'";
+const DURATION: &str = "a constant non-negative integer (seconds) or INTERVAL";
+const DAY: i64 = 86_400 * 1_000_000;
+/// The flag of a row with a touch.
+const TOUCH: u8 = 1;
+/// The flag of a conversion row.
+const CONVERSION: u8 = 2;
+
+#[user_doc(
+    doc_section(label = "Audience Behavioral Functions"),
+    description = "Channel attribution over one member's rows: each conversion (a row where `conversion` is true) \
+hands out credit 1.0 among its touches — the rows with a non-NULL `touch` at most `lookback` before it and \
+strictly before it — by `model`: `'first_touch'` all to the earliest, `'last_touch'` all to the latest, \
+`'linear'` equally, `'time_decay'` in proportion to 2^(−age / half_life), `'position_based'` 0.4 to the first, \
+0.4 to the last and 0.2 shared by those between (one touch: 1.0; two: 0.5 each). Touches with equal \
+timestamps are ordered by `touch`. A conversion without a touch gives its credit to a NULL touch. The result \
+is each credited touch value's summed credit, sorted by value (NULL last); the credits add up to the number \
+of conversions, and a member without a conversion gets an empty list. Rows with a NULL `ts` are skipped.",
+    syntax_example = "attribution(model, ts, touch, conversion[, lookback[, half_life]])",
+    sql_example = r#"```sql
+> SELECT a.touch AS channel, round(sum(a.credit), 1) AS orders
+  FROM (SELECT unnest(attribution('position_based', ts, CASE WHEN event = 'view' THEN channel END,
+                                  event = 'pay', INTERVAL '30 days')) AS a
+        FROM events GROUP BY member_id)
+  GROUP BY channel ORDER BY orders DESC;
+```"#,
+    argument(
+        name = "model",
+        description = "The model, a constant: one of `'first_touch'`, `'last_touch'`, \
+`'linear'`, `'time_decay'`, `'position_based'`."
+    ),
+    argument(
+        name = "ts",
+        description = "Event time: a TIMESTAMP of any unit, or a DATE."
+    ),
+    argument(
+        name = "touch",
+        description = "The touch point (a channel, a campaign; any type); NULL: not a touch."
+    ),
+    argument(
+        name = "conversion",
+        description = "BOOLEAN: the row is a conversion; NULL is not."
+    ),
+    argument(
+        name = "lookback",
+        description = "How long before a conversion a touch counts: seconds or an \
+`INTERVAL` (constant), default 30 days."
+    ),
+    argument(
+        name = "half_life",
+        description = "`'time_decay'`: the age at which a touch's weight halves: \
+seconds or an `INTERVAL` (constant, positive), default 7 days."
+    )
+)]
+/// The `attribution` aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Attribution {
+    signature: Signature,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        Attribution {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+/// How a conversion's credit is shared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Model {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    TimeDecay,
+    PositionBased,
+}
+
+/// A call's constant arguments.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    model: Model,
+    lookback: i64,
+    half_life: i64,
+}
+
+impl Rule {
+    /// From the constants `model`, `lookback`, `half_life` (`None`: not a
+    /// constant; absent: the default).
+    fn new(constants: &[Option<ScalarValue>]) -> Result<Self> {
+        let model = match constants.first() {
+            Some(Some(value)) => match string_constant(NAME, "model", value)? {
+                "first_touch" => Model::FirstTouch,
+                "last_touch" => Model::LastTouch,
+                "linear" => Model::Linear,
+                "time_decay" => Model::TimeDecay,
+                "position_based" => Model::PositionBased,
+                other => return plan_err!("{NAME}: model must be {MODELS}, got '{other}'"),
+            },
+            _ => return plan_err!("{NAME}: model must be {MODELS}"),
+        };
+        let duration = |at: usize, what: &str, default: i64| -> Result<i64> {
+            match constants.get(at) {
+                None => Ok(default),
+                Some(Some(value)) if !value.is_null() => duration_micros(NAME, what, value),
+                Some(_) => plan_err!("{NAME}: {what} must be {DURATION}"),
+            }
+        };
+        let lookback = duration(1, "lookback", 30 * DAY)?;
+        let half_life = duration(2, "half_life", 7 * DAY)?;
+        if half_life == 0 {
+            return plan_err!("{NAME}: half_life must be positive");
+        }
+        Ok(Rule {
+            model,
+            lookback,
+            half_life,
+        })
+    }
+
+    /// The constants among `exprs` (model first, then lookback, half_life).
+    fn from_physical(args: &AccumulatorArgs) -> Result<Self> {
+        let constants: Vec<_> = std::iter::once(&args.exprs[0])
+            .chain(args.exprs.iter().skip(4))
+            .map(|e| physical_constant(NAME, "model", MODELS, e).ok())
+            .collect();
+        Rule::new(&constants)
+    }
+
+    /// Adds a conversion's credit to its touches `window` (indexes into
+    /// `rows`, in time order).
+    fn share(&self, window: &[usize], rows: &[ArenaRow], credit: &mut [f64]) {
+        let k = window.len();
+        match (self.model, k) {
+            (_, 0) => {}
+            (Model::FirstTouch, _) => credit[window[0]] += 1.0,
+            (Model::LastTouch, _) => credit[window[k - 1]] += 1.0,
+            (Model::Linear, _) => window.iter().for_each(|&i| credit[i] += 1.0 / k as f64),
+            (Model::TimeDecay, _) => {
+                // weights relative to the latest touch's, so none overflows
+                let latest = rows[window[k - 1]].ts;
+                let weight = |i: usize| {
+                    let age = (latest - rows[i].ts) as f64 / self.half_life as f64;
+                    (-age).exp2()
+                };
+                let total: f64 = window.iter().map(|&i| weight(i)).sum();
+                window.iter().for_each(|&i| credit[i] += weight(i) / total);
+            }
+            (Model::PositionBased, 1) => credit[window[0]] += 1.0,
+            (Model::PositionBased, 2) => window.iter().for_each(|&i| credit[i] += 0.5),
+            (Model::PositionBased, _) => {
+                credit[window[0]] += 0.4;
+                credit[window[k - 1]] += 0.4;
+                let middle = 0.2 / (k - 2) as f64;
+                window[1..k - 1].iter().for_each(|&i| credit[i] += middle);
+            }
+        }
+    }
+}
+
+/// A touch value (its row-format bytes; `None`: the NULL touch) and its credit.
+type Credits<'a> = Vec<(Option<&'a [u8]>, f64)>;
+
+/// One group's credits per touch value, sorted by value (NULL last).
+fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Credits<'a> {
+    let value = |r: &ArenaRow| &taken.bytes[r.from..r.from + r.len as usize];
+    rows.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| value(a).cmp(value(b))));
+    let mut credit = vec![0.0; rows.len()];
+    let mut no_touch = 0.0;
+    let mut window: Vec<usize> = Vec::new();
+    let (mut lo, mut hi) = (0, 0);
+    for j in 0..rows.len() {
+        if rows[j].flags & CONVERSION == 0 {
+            continue;
+        }
+        let at = rows[j].ts;
+        while hi < rows.len() && rows[hi].ts < at {
+            hi += 1;
+        }
+        while lo < hi && rows[lo].ts < at.saturating_sub(rule.lookback) {
+            lo += 1;
+        }
+        window.clear();
+        window.extend((lo..hi).filter(|&i| rows[i].flags & TOUCH != 0));
+        if window.is_empty() {
+            no_touch += 1.0;
+        }
+        rule.share(&window, rows, &mut credit);
+    }
+    // the touch values that got credit
+    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| credit[i] > 0.0).collect();
+    order.sort_by(|&a, &b| value(&rows[a]).cmp(value(&rows[b])));
+    let mut out: Credits<'a> = Vec::new();
+    for i in order {
+        let v = value(&rows[i]);
+        match out.last_mut() {
+            Some((Some(last), sum)) if *last == v => *sum += credit[i],
+            _ => out.push((Some(v), credit[i])),
+        }
+    }
+    if no_touch > 0.0 {
+        out.push((None, no_touch));
+    }
+    out
+}
+
+/// The touch values' type in the output: a dictionary's values.
+fn touch_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Dictionary(_, values) => values.as_ref().clone(),
+        other => other.clone(),
+    }
+}
+
+fn output_fields(touch: &DataType) -> Fields {
+    Fields::from(vec![
+        Field::new("touch", touch_type(touch), true),
+        Field::new("credit", DataType::Float64, false),
+    ])
+}
+
+/// A call's rule, and the conversion of touch values to and from row bytes.
+#[derive(Debug)]
+struct Attributor {
+    rule: Rule,
+    touch: DataType,
+    converter: RowConverter,
+    /// The row bytes of a NULL touch.
+    null_touch: Vec<u8>,
+}
+
+impl Attributor {
+    fn new(args: &AccumulatorArgs) -> Result<Self> {
+        let touch = touch_type(&args.exprs[2].data_type(args.schema)?);
+        let converter = RowConverter::new(vec![SortField::new(touch.clone())])?;
+        let null = converter.convert_columns(&[new_null_array(&touch, 1)])?;
+        Ok(Attributor {
+            rule: Rule::from_physical(args)?,
+            null_touch: null.row(0).as_ref().to_vec(),
+            touch,
+            converter,
+        })
+    }
+
+    /// Adds the usable rows of `values` (`[model, ts, touch, conversion, …]`).
+    fn update(
+        &self,
+        arena: &mut RowArena,
+        values: &[ArrayRef],
+        group_of: impl Fn(usize) -> usize,
+        filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let (ts, ts_nulls) = micros(&values[1])?;
+        let touches = cast(&values[2], &self.touch)?;
+        let bytes = self.converter.convert_columns(&[Arc::clone(&touches)])?;
+        let conversion = match values[3].data_type() {
+            DataType::Boolean => values[3].as_boolean().clone(),
+            DataType::Null => BooleanArray::new_null(ts.len()),
+            other => return plan_err!("{NAME}: conversion must be BOOLEAN, got {other}"),
+        };
+        for i in 0..ts.len() {
+            if ts_nulls.as_ref().is_some_and(|n| n.is_null(i)) || !passes_filter(filter, i) {
+                continue;
+            }
+            let mut flags = 0;
+            if touches.is_valid(i) {
+                flags |= TOUCH;
+            }
+            if conversion.is_valid(i) && conversion.value(i) {
+                flags |= CONVERSION;
+            }
+            if flags != 0 {
+                arena.push(NAME, group_of(i), ts[i], bytes.row(i).as_ref(), flags)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The taken groups' results.
+    fn evaluate(&self, mut taken: Taken) -> Result<ArrayRef> {
+        let mut rows = std::mem::take(&mut taken.rows);
+        let parser = self.converter.parser();
+        let (mut touches, mut values, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
+        for g in 0..taken.groups() {
+            let group = credits(
+                &self.rule,
+                &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
+                &taken,
+            );
+            lengths.push(group.len());
+            for (touch, credit) in group {
+                touches.push(touch.unwrap_or(&self.null_touch));
+                values.push(credit);
+            }
+        }
+        let touch = match touches.is_empty() {
+            true => new_null_array(&self.touch, 0),
+            false => {
+                let rows = touches.iter().map(|b| parser.parse(b));
+                self.converter.convert_rows(rows)?.remove(0)
+            }
+        };
+        let fields = output_fields(&self.touch);
+        let entries = StructArray::new(
+            fields.clone(),
+            vec![touch, Arc::new(Float64Array::from(values))],
+            None,
+        );
+        Ok(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Struct(fields), false)),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(entries),
+            None,
+        )))
+    }
+}
+
+/// [`GroupsAccumulator`] for `attribution`.
+#[derive(Debug)]
+struct AttributionGroups {
+    attributor: Attributor,
+    arena: RowArena,
+}
+
+impl GroupsAccumulator for AttributionGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.arena.groups(total_num_groups);
+        self.attributor
+            .update(&mut self.arena, values, |i| group_indices[i], opt_filter)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        self.attributor.evaluate(self.arena.take(emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(states(&self.arena.take(emit_to)))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.arena.groups(total_num_groups);
+        self.arena.merge(NAME, values, |i| group_indices[i])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // each row its own group
+        let mut arena = RowArena::default();
+        arena.groups(values[1].len());
+        self.attributor
+            .update(&mut arena, values, |i| i, opt_filter)?;
+        Ok(states(&arena.take(EmitTo::All)))
+    }
+
+    fn size(&self) -> usize {
+        self.arena.size()
+    }
+}
+
+/// [`Accumulator`] for `attribution` over one group.
+#[derive(Debug)]
+struct AttributionAccumulator {
+    attributor: Attributor,
+    arena: RowArena,
+}
+
+impl Accumulator for AttributionAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.arena.groups(1);
+        self.attributor.update(&mut self.arena, values, |_| 0, None)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let result = self.attributor.evaluate(self.arena.copy_all())?;
+        ScalarValue::try_from_array(&result, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.arena.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        states(&self.arena.copy_all())
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.arena.groups(1);
+        self.arena.merge(NAME, states, |_| 0)
+    }
+}
+
+impl AggregateUDFImpl for Attribution {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        if !(4..=6).contains(&arg_types.len()) {
+            return plan_err!(
+                "{NAME}: expects (model, ts, touch, conversion[, lookback[, half_life]]), got {} arguments",
+                arg_types.len()
+            );
+        }
+        if !matches!(
+            arg_types[0],
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            return plan_err!("{NAME}: model must be {MODELS}, got {}", arg_types[0]);
+        }
+        if !is_time(&arg_types[1]) {
+            return plan_err!(
+                "{NAME}: ts must be a TIMESTAMP or DATE, got {}",
+                arg_types[1]
+            );
+        }
+        if !matches!(arg_types[3], DataType::Boolean | DataType::Null) {
+            return plan_err!("{NAME}: conversion must be BOOLEAN, got {}", arg_types[3]);
+        }
+        for (what, t) in ["lookback", "half_life"].iter().zip(&arg_types[4..]) {
+            if !(t.is_integer() || matches!(t, DataType::Interval(_))) {
+                return plan_err!("{NAME}: {what} must be {DURATION}, got {t}");
+            }
+        }
+        if !RowConverter::supports_fields(&[SortField::new(touch_type(&arg_types[2]))]) {
+            return plan_err!("{NAME}: touch cannot be a {}", arg_types[2]);
+        }
+        Ok(DataType::new_list(
+            DataType::Struct(output_fields(&arg_types[2])),
+            false,
+        ))
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(AttributionAccumulator {
+            attributor: Attributor::new(&args)?,
+            arena: RowArena::default(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(AttributionGroups {
+            attributor: Attributor::new(&args)?,
+            arena: RowArena::default(),
+        }))
+    }
+
+    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
+        // Checks the constant arguments while planning, before any row is read.
+        Some(Box::new(|function, _| {
+            let args = &function.params.args;
+            let constants: Vec<_> = args
+                .iter()
+                .take(1)
+                .chain(args.iter().skip(4))
+                .map(|e| logical_constant(NAME, "model", MODELS, e).ok())
+                .collect();
+            Rule::new(&constants)?;
+            Ok(Expr::AggregateFunction(function))
+        }))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}

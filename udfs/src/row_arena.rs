@@ -1,0 +1,215 @@
+//! The state of the aggregates that keep a group's rows with a value each
+//! (`event_path`, `attribution`): per row its time, a few flags and the
+//! value's bytes. All groups' rows live in one arena (their bytes in one
+//! buffer, no allocation per row) and are bucketed by group only when a
+//! result or a partial state is emitted. Partial states are the rows
+//! themselves, so merging is exact.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Int64Array, ListArray, UInt8Array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt8Type};
+use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::logical_expr::EmitTo;
+
+/// One kept row: its time, flags, group, and its value's bytes in the arena.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArenaRow {
+    pub(crate) ts: i64,
+    pub(crate) from: usize,
+    pub(crate) len: u32,
+    pub(crate) group: u32,
+    pub(crate) flags: u8,
+}
+
+/// Rows of every group and their values' bytes.
+#[derive(Debug, Default)]
+pub(crate) struct RowArena {
+    pub(crate) rows: Vec<ArenaRow>,
+    pub(crate) bytes: Vec<u8>,
+    /// Groups seen so far.
+    groups: usize,
+}
+
+/// Rows taken out of the arena, bucketed by group: group `g`'s rows are
+/// `rows[offsets[g]..offsets[g + 1]]`, their values in `bytes`.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) rows: Vec<ArenaRow>,
+    pub(crate) offsets: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Taken {
+    /// The value bytes of `row`.
+    pub(crate) fn value(&self, row: &ArenaRow) -> &[u8] {
+        &self.bytes[row.from..row.from + row.len as usize]
+    }
+
+    pub(crate) fn groups(&self) -> usize {
+        self.offsets.len() - 1
+    }
+}
+
+impl RowArena {
+    /// Notes that there are `total` groups (some may have no row).
+    pub(crate) fn groups(&mut self, total: usize) {
+        self.groups = self.groups.max(total);
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        function: &str,
+        group: usize,
+        ts: i64,
+        value: &[u8],
+        flags: u8,
+    ) -> Result<()> {
+        let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(value.len())) else {
+            return exec_err!(
+                "{function}: more than {} groups or a value that long; group by fewer keys",
+                u32::MAX
+            );
+        };
+        self.rows.push(ArenaRow {
+            ts,
+            from: self.bytes.len(),
+            len,
+            group,
+            flags,
+        });
+        self.bytes.extend_from_slice(value);
+        self.groups = self.groups.max(group as usize + 1);
+        Ok(())
+    }
+
+    /// Adds the rows of partial states `values` (see [`state_fields`]).
+    pub(crate) fn merge(
+        &mut self,
+        function: &str,
+        values: &[ArrayRef],
+        group_of: impl Fn(usize) -> usize,
+    ) -> Result<()> {
+        let [ts, bytes, flags] = values else {
+            return internal_err!("{function} state has {} columns, expected 3", values.len());
+        };
+        let (ts, bytes, flags) = (
+            ts.as_list::<i32>(),
+            bytes.as_list::<i32>(),
+            flags.as_list::<i32>(),
+        );
+        let tv = ts.values().as_primitive::<Int64Type>();
+        let bv = bytes.values().as_binary::<i32>();
+        let fv = flags.values().as_primitive::<UInt8Type>();
+        for i in 0..ts.len() {
+            self.groups = self.groups.max(group_of(i) + 1);
+            if ts.is_null(i) {
+                continue;
+            }
+            let range = ts.value_offsets()[i] as usize..ts.value_offsets()[i + 1] as usize;
+            for j in range {
+                self.push(function, group_of(i), tv.value(j), bv.value(j), fv.value(j))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the rows of the groups `emit_to` names.
+    pub(crate) fn take(&mut self, emit_to: EmitTo) -> Taken {
+        let n = match emit_to {
+            EmitTo::All => self.groups,
+            EmitTo::First(n) => n,
+        };
+        self.groups -= n.min(self.groups);
+        let mut offsets = vec![0usize; n + 1];
+        for r in self.rows.iter().filter(|r| (r.group as usize) < n) {
+            offsets[r.group as usize + 1] += 1;
+        }
+        for g in 0..n {
+            offsets[g + 1] += offsets[g];
+        }
+        let empty = ArenaRow {
+            ts: 0,
+            from: 0,
+            len: 0,
+            group: 0,
+            flags: 0,
+        };
+        let mut taken = vec![empty; offsets[n]];
+        let mut next = offsets.clone();
+        let (mut kept, mut kept_bytes) = (Vec::new(), Vec::new());
+        for r in &self.rows {
+            if (r.group as usize) < n {
+                taken[next[r.group as usize]] = *r;
+                next[r.group as usize] += 1;
+            } else {
+                kept.push(ArenaRow {
+                    from: kept_bytes.len(),
+                    group: r.group - n as u32,
+                    ..*r
+                });
+                kept_bytes.extend_from_slice(&self.bytes[r.from..r.from + r.len as usize]);
+            }
+        }
+        let bytes = std::mem::replace(&mut self.bytes, kept_bytes);
+        self.rows = kept;
+        Taken {
+            rows: taken,
+            offsets,
+            bytes,
+        }
+    }
+
+    /// The rows of one group (an [`Accumulator`](datafusion::logical_expr::Accumulator)'s), left in place.
+    pub(crate) fn copy_all(&self) -> Taken {
+        Taken {
+            rows: self.rows.clone(),
+            offsets: vec![0, self.rows.len()],
+            bytes: self.bytes.clone(),
+        }
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.rows.capacity() * size_of::<ArenaRow>() + self.bytes.capacity()
+    }
+}
+
+/// The partial-state fields: the rows' times, values and flags.
+pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
+    let list = |what: &str, t: DataType| -> FieldRef {
+        Arc::new(Field::new(
+            format!("{name}[{what}]"),
+            DataType::new_list(t, false),
+            true,
+        ))
+    };
+    vec![
+        list("ts", DataType::Int64),
+        list("value", DataType::Binary),
+        list("flags", DataType::UInt8),
+    ]
+}
+
+/// The partial states of the taken groups.
+pub(crate) fn states(taken: &Taken) -> Vec<ArrayRef> {
+    let offsets = OffsetBuffer::<i32>::from_lengths(taken.offsets.windows(2).map(|w| w[1] - w[0]));
+    let list = |t: DataType, values: ArrayRef| -> ArrayRef {
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(t, false)),
+            offsets.clone(),
+            values,
+            None,
+        ))
+    };
+    let ts = Int64Array::from_iter_values(taken.rows.iter().map(|r| r.ts));
+    let values = BinaryArray::from_iter_values(taken.rows.iter().map(|r| taken.value(r)));
+    let flags = UInt8Array::from_iter_values(taken.rows.iter().map(|r| r.flags));
+    vec![
+        list(DataType::Int64, Arc::new(ts)),
+        list(DataType::Binary, Arc::new(values)),
+        list(DataType::UInt8, Arc::new(flags)),
+    ]
+}
