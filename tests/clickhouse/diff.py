@@ -213,11 +213,78 @@ def compare(seed: int, audience: str, work: Path) -> int:
     return mismatches
 
 
+# sequence_next_node: (direction, base) pairs ClickHouse accepts, and chains
+NEXT_NODE_BASES = [("forward", "head"), ("forward", "first_match"), ("forward", "last_match"),
+                   ("backward", "tail"), ("backward", "first_match"), ("backward", "last_match")]
+NEXT_NODE_CHAINS = [["A"], ["A", "B"], ["B", "A", "C"]]
+
+
+def pages(seed: int) -> pa.Table:
+    """Page views of members: few page names so chains match often, ties in
+    time (ordered by page, as ClickHouse orders them), NULL pages and times.
+    `r` is the dense rank of `ts`: ClickHouse keeps 32 bits of the time."""
+    rnd = random.Random(seed)
+    rows = {"member_id": [], "ts": [], "page": []}
+    for member in range(1, 801):
+        n = rnd.choice([1, 2, 3, 5, 8, 20])
+        t = BASE + rnd.randint(0, 86_400) * MICROS
+        for _ in range(n):
+            t += rnd.choice([0, 0, 1, 60]) * MICROS
+            rows["member_id"].append(member)
+            rows["ts"].append(None if rnd.random() < 0.02 else t)
+            rows["page"].append(None if rnd.random() < 0.03 else rnd.choice("ABCD"))
+    ranks = {t: i + 1 for i, t in enumerate(sorted({t for t in rows["ts"] if t is not None}))}
+    rows["r"] = [ranks.get(t) for t in rows["ts"]]
+    schema = pa.schema([("member_id", pa.int64()), ("ts", pa.timestamp("us")),
+                        ("page", pa.string()), ("r", pa.uint32())])
+    return pa.table(rows, schema=schema)
+
+
+def compare_next_node(seed: int, audience: str, work: Path) -> int:
+    path = work / f"pages-{seed}.parquet"
+    pq.write_table(pages(seed), path, row_group_size=1024)
+    ours_cols, theirs_cols = [], []
+    for i, (direction, base) in enumerate(NEXT_NODE_BASES):
+        for j, chain in enumerate(NEXT_NODE_CHAINS):
+            events = ", ".join(f"page = '{p}'" for p in chain)
+            ours_cols.append(f"sequence_next_node('{direction}', '{base}', ts, page, page <> 'D', {events}) AS n{i}_{j}")
+            theirs_cols.append(f"sequenceNextNode('{direction}', '{base}')(r, page, page != 'D', {events}) AS n{i}_{j}")
+    ours = subprocess.run(
+        [audience, "query", "--table", f"t={path}", "--format", "csv",
+         f"SELECT member_id, {', '.join(ours_cols)} FROM t GROUP BY member_id ORDER BY member_id"],
+        capture_output=True, text=True, check=False,
+    )
+    if ours.returncode != 0:
+        print(f"seed {seed}: audience failed: {ours.stderr}")
+        return 1
+    theirs = chdb.query(
+        f"SELECT member_id, {', '.join(theirs_cols)} FROM file('{path}', Parquet) "
+        f"GROUP BY member_id ORDER BY member_id "
+        f"SETTINGS allow_experimental_funnel_functions = 1, max_threads = 1",
+        "CSVWithNames").bytes().decode()
+    header, a = rows(ours.stdout)
+    _, c = rows(theirs)
+    if a.keys() != c.keys():
+        print(f"seed {seed}: sequence_next_node member sets differ: {len(a)} vs {len(c)}")
+        return 1
+    mismatches = found = 0
+    for member, arow in a.items():
+        for col, x, y in zip(header[1:], arow[1:], c[member][1:]):
+            found += normalise(y, col) != ""
+            if normalise(x, col) != normalise(y, col):
+                mismatches += 1
+                if mismatches <= 20:
+                    print(f"seed {seed} member {member} {col}: audience {x!r} clickhouse {y!r}")
+    print(f"seed {seed}: sequence_next_node {len(a) * (len(header) - 1)} values compared "
+          f"({found} found a node), {mismatches} mismatches")
+    return mismatches
+
+
 def main() -> int:
     audience, work = sys.argv[1], Path(sys.argv[2])
     seeds = [int(s) for s in sys.argv[3:]] or [1, 2, 3]
     work.mkdir(parents=True, exist_ok=True)
-    total = sum(compare(seed, audience, work) for seed in seeds)
+    total = sum(compare(seed, audience, work) + compare_next_node(seed, audience, work) for seed in seeds)
     print(f"{total} mismatches in all")
     return 1 if total else 0
 

@@ -17,7 +17,9 @@ const QUERY: &str = "SELECT member_id,
     event_path(ts, event, event = 'view', 4) AS p,
     event_path(ts, event, event = 'pay', 3, 'backward') AS pb,
     attribution('time_decay', ts, channel, event = 'pay', 86400 * 7, 3600) AS at,
-    attribution('position_based', ts, CASE WHEN event = 'view' THEN channel END, event = 'pay') AS ap
+    attribution('position_based', ts, CASE WHEN event = 'view' THEN channel END, event = 'pay') AS ap,
+    sequence_next_node('forward', 'first_match', ts, event, true, event = 'view', event = 'cart') AS nn,
+    sequence_next_node('backward', 'last_match', ts, channel, event <> 'search', event = 'pay') AS nb
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.

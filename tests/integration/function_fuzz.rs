@@ -180,6 +180,19 @@ const CALLS: &[(Kind, &str, &[&str])] = &[
     (Kind::Aggregate, "sessions", &["ts", "1800", "7200"]),
     (
         Kind::Aggregate,
+        "sequence_next_node",
+        &[
+            "'forward'",
+            "'first_match'",
+            "ts",
+            "event",
+            "flag",
+            "event = 'view'",
+            "event = 'cart'",
+        ],
+    ),
+    (
+        Kind::Aggregate,
         "attribution",
         &["'time_decay'", "ts", "event", "flag", "3600", "600"],
     ),

@@ -117,6 +117,7 @@ slt_files!(
     retention,
     rfm,
     sequence,
+    sequence_next_node,
     sessions,
     window_funnel,
 );

@@ -38,9 +38,9 @@ const MODELS: &str = "'first_touch', 'last_touch', 'linear', 'time_decay' or 'po
 const DURATION: &str = "a constant non-negative integer (seconds) or INTERVAL";
 const DAY: i64 = 86_400 * 1_000_000;
 /// The flag of a row with a touch.
-const TOUCH: u8 = 1;
+const TOUCH: u64 = 1;
 /// The flag of a conversion row.
-const CONVERSION: u8 = 2;
+const CONVERSION: u64 = 2;
 
 #[user_doc(
     doc_section(label = "Audience Behavioral Functions"),

@@ -173,7 +173,7 @@ impl PathRule {
 }
 
 /// The flag of a row where the path starts.
-const START: u8 = 1;
+const START: u64 = 1;
 
 /// Adds the usable rows of `values` (`[ts, event, start, …]`) to `arena`.
 fn update(

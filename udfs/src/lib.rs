@@ -19,6 +19,7 @@ mod row_arena;
 mod sequence_aggregate;
 mod sequence_count;
 mod sequence_match;
+mod sequence_next_node;
 mod sequence_pattern;
 mod session_number;
 mod session_rule;
@@ -50,6 +51,7 @@ pub use rfm::Rfm;
 pub use rfm_segment::RfmSegment;
 pub use sequence_count::sequence_count;
 pub use sequence_match::sequence_match;
+pub use sequence_next_node::SequenceNextNode;
 pub use session_number::SessionNumber;
 pub use sessions::Sessions;
 pub use window_funnel::WindowFunnel;
@@ -103,6 +105,7 @@ pub fn all_functions() -> Functions {
             AggregateUDF::new_from_impl(Sessions::default()),
             AggregateUDF::new_from_impl(EventPath::default()),
             AggregateUDF::new_from_impl(Attribution::default()),
+            AggregateUDF::new_from_impl(SequenceNextNode::default()),
         ],
         window: vec![WindowUDF::new_from_impl(SessionNumber::default())],
         table: vec![

@@ -1,6 +1,6 @@
 //! The state of the aggregates that keep a group's rows with a value each
-//! (`event_path`, `attribution`): per row its time, a few flags and the
-//! value's bytes. All groups' rows live in one arena (their bytes in one
+//! (`event_path`, `attribution`, `sequence_next_node`): per row its time,
+//! up to 64 flags and the value's bytes. All groups' rows live in one arena (their bytes in one
 //! buffer, no allocation per row) and are bucketed by group only when a
 //! result or a partial state is emitted. Partial states are the rows
 //! themselves, so merging is exact.
@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Int64Array, ListArray, UInt8Array,
+    Array, ArrayRef, AsArray, BinaryArray, Int64Array, ListArray, UInt64Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt8Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
 use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::logical_expr::EmitTo;
 
@@ -22,7 +22,7 @@ pub(crate) struct ArenaRow {
     pub(crate) from: usize,
     pub(crate) len: u32,
     pub(crate) group: u32,
-    pub(crate) flags: u8,
+    pub(crate) flags: u64,
 }
 
 /// Rows of every group and their values' bytes.
@@ -66,7 +66,7 @@ impl RowArena {
         group: usize,
         ts: i64,
         value: &[u8],
-        flags: u8,
+        flags: u64,
     ) -> Result<()> {
         let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(value.len())) else {
             return exec_err!(
@@ -103,7 +103,7 @@ impl RowArena {
         );
         let tv = ts.values().as_primitive::<Int64Type>();
         let bv = bytes.values().as_binary::<i32>();
-        let fv = flags.values().as_primitive::<UInt8Type>();
+        let fv = flags.values().as_primitive::<UInt64Type>();
         for i in 0..ts.len() {
             self.groups = self.groups.max(group_of(i) + 1);
             if ts.is_null(i) {
@@ -189,7 +189,7 @@ pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
     vec![
         list("ts", DataType::Int64),
         list("value", DataType::Binary),
-        list("flags", DataType::UInt8),
+        list("flags", DataType::UInt64),
     ]
 }
 
@@ -206,10 +206,10 @@ pub(crate) fn states(taken: &Taken) -> Vec<ArrayRef> {
     };
     let ts = Int64Array::from_iter_values(taken.rows.iter().map(|r| r.ts));
     let values = BinaryArray::from_iter_values(taken.rows.iter().map(|r| taken.value(r)));
-    let flags = UInt8Array::from_iter_values(taken.rows.iter().map(|r| r.flags));
+    let flags = UInt64Array::from_iter_values(taken.rows.iter().map(|r| r.flags));
     vec![
         list(DataType::Int64, Arc::new(ts)),
         list(DataType::Binary, Arc::new(values)),
-        list(DataType::UInt8, Arc::new(flags)),
+        list(DataType::UInt64, Arc::new(flags)),
     ]
 }
