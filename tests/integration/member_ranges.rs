@@ -246,3 +246,39 @@ async fn session_numbers_stream_on_disjoint_and_merged_ranges_without_sort_or_re
         }
     }
 }
+
+/// The second family's aggregates per member.
+const PER_MEMBER: &str = "SELECT member_id, sessions(ts, 1200) AS s,
+    event_path(ts, event, event = 'view', 3) AS p,
+    attribution('linear', ts, event, event = 'pay') AS a,
+    sequence_next_node('forward', 'first_match', ts, event, true, event = 'view') AS n
+  FROM events GROUP BY member_id ORDER BY member_id";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_member_aggregates_of_the_second_family_run_in_one_phase_without_repartition() {
+    let dir = tempfile::tempdir().unwrap();
+    write_events(dir.path(), &[1, 10, 20, 30, 45, 60]);
+    let merged = tempfile::tempdir().unwrap();
+    write_events(merged.path(), &[1, 10, 20, 30, 45, 60]);
+    write_file(merged.path(), "load-1", 9..20, 300_000_000);
+    for (layout, dir) in [("disjoint", dir.path()), ("merged", merged.path())] {
+        let reference = engine(dir, 1).await.sql(PER_MEMBER).await.unwrap();
+        let reference = pretty_format_batches(&reference.collect().await.unwrap())
+            .unwrap()
+            .to_string();
+        for partitions in [2, 3] {
+            let engine = engine(dir, partitions).await;
+            let plan = explain(&engine, PER_MEMBER).await;
+            assert!(
+                plan.contains("SinglePartitioned") && !plan.contains("RepartitionExec"),
+                "{layout}, {partitions} partitions: expected one phase, no repartition:\n{plan}"
+            );
+            let got = engine.sql(PER_MEMBER).await.unwrap().collect().await.unwrap();
+            assert_eq!(
+                pretty_format_batches(&got).unwrap().to_string(),
+                reference,
+                "{layout}, {partitions} partitions"
+            );
+        }
+    }
+}
