@@ -15,6 +15,9 @@ const LEAD_QUERIES: &[&str] = &[
     "q5_segment",
     "q9_sequence_count",
 ];
+/// Queries of the second family, where Audience must beat the fastest peer
+/// by 3× and stay within 1.5× of Q1's time (issue 20).
+const SECOND_FAMILY: &[&str] = &["q10_top_paths", "q11_sessions", "q12_attribution"];
 /// Queries that must answer in under a second.
 const SUBSECOND_QUERIES: &[&str] = &[
     "q1_funnel",
@@ -130,7 +133,13 @@ fn targets(list: &[QueryResult], engines: &[String]) -> Vec<String> {
         let Some(ratio) = lead(r, engines) else {
             continue;
         };
-        let need = if LEAD_QUERIES.contains(&id) { 1.5 } else { 1.0 };
+        let need = if SECOND_FAMILY.contains(&id) {
+            3.0
+        } else if LEAD_QUERIES.contains(&id) {
+            1.5
+        } else {
+            1.0
+        };
         lines.push(format!(
             "{id}: fastest peer ÷ Audience {ratio:.2}× (target ≥ {need}×): {}",
             mark(ratio >= need)
@@ -152,6 +161,14 @@ fn targets(list: &[QueryResult], engines: &[String]) -> Vec<String> {
                     "{id}: {} (target < 1 s): {}",
                     seconds(q),
                     mark(q < 1.0)
+                ));
+            }
+            let q1 = find("q1_funnel").and_then(|q1| median(q1, "audience"));
+            if let (true, Some(q1)) = (SECOND_FAMILY.contains(&id), q1) {
+                lines.push(format!(
+                    "{id}: {:.2}× Q1's time (target ≤ 1.5×): {}",
+                    q / q1,
+                    mark(q / q1 <= 1.5)
                 ));
             }
             if id == "q8_member_profile" {

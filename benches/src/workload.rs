@@ -1,4 +1,4 @@
-//! The benchmark workload: Q1–Q9 and the scan floors F1–F3. Each query is
+//! The benchmark workload: Q1–Q12 and the scan floors F1–F3. Each query is
 //! written in every engine's best idiom in `benches/queries/<id>/<dialect>.sql`
 //! (`plain.sql` where one text suits several), with `{events}`-style
 //! placeholders for the engine's table references.
@@ -80,6 +80,24 @@ pub(crate) const WORKLOAD: &[Query] = &[
     query!(
         "q9_sequence_count",
         "view→pay within 1 h, count histogram",
+        None,
+        ["audience", "clickhouse", "duckdb", "datafusion"]
+    ),
+    query!(
+        "q10_top_paths",
+        "top 20 paths (4 steps) from the first product view",
+        None,
+        ["audience", "clickhouse", "duckdb", "datafusion"]
+    ),
+    query!(
+        "q11_sessions",
+        "sessions (30-minute gap) per day: sessions, members, events",
+        None,
+        ["audience", "clickhouse", "duckdb", "datafusion"]
+    ),
+    query!(
+        "q12_attribution",
+        "linear channel attribution of payments, 30-day lookback",
         None,
         ["audience", "clickhouse", "duckdb", "datafusion"]
     ),
@@ -197,9 +215,9 @@ mod tests {
             ids(&["f"]),
             ["f1_scan_funnel", "f2_scan_rfm", "f3_scan_gmv"]
         );
-        let err = select(&["q10".to_string()]).unwrap_err();
+        let err = select(&["q13".to_string()]).unwrap_err();
         assert!(
-            err.contains("unknown query 'q10'") && err.contains("q9_sequence_count"),
+            err.contains("unknown query 'q13'") && err.contains("q9_sequence_count"),
             "{err}"
         );
     }

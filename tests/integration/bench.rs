@@ -31,9 +31,9 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "audience bench failed:\n{stderr}");
     for progress in [
-        "[1/13] q1_funnel: warm-up, answers checked",
-        "[1/13] q1_funnel: round 2/2",
-        "[13/13] f3_scan_gmv: audience ",
+        "[1/16] q1_funnel: warm-up, answers checked",
+        "[1/16] q1_funnel: round 2/2",
+        "[16/16] f3_scan_gmv: audience ",
     ] {
         assert!(stderr.contains(progress), "no {progress:?} in:\n{stderr}");
     }
@@ -88,6 +88,9 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
             "q7_top_categories",
             "q8_member_profile",
             "q9_sequence_count",
+            "q10_top_paths",
+            "q11_sessions",
+            "q12_attribution",
             "t1_tag_segment",
             "f1_scan_funnel",
             "f2_scan_rfm",
@@ -124,7 +127,7 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
     assert!(svg.starts_with("<svg"));
     assert_eq!(
         svg.matches("<title>").count(),
-        13 * ENGINES.len(),
+        16 * ENGINES.len(),
         "one bar per query and engine"
     );
 
@@ -144,8 +147,8 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
 
 #[test]
 fn unknown_queries_and_results_files_are_named() {
-    common::audience(&["bench", "--queries", "q10", "--engines", "audience"])
-        .user_error("unknown query 'q10'; the workload has q1_funnel");
+    common::audience(&["bench", "--queries", "q13", "--engines", "audience"])
+        .user_error("unknown query 'q13'; the workload has q1_funnel");
     common::audience(&["bench", "--compare", "missing-old.json", "missing-new.json"])
         .user_error("cannot read missing-old.json");
 }

@@ -273,7 +273,13 @@ async fn per_member_aggregates_of_the_second_family_run_in_one_phase_without_rep
                 plan.contains("SinglePartitioned") && !plan.contains("RepartitionExec"),
                 "{layout}, {partitions} partitions: expected one phase, no repartition:\n{plan}"
             );
-            let got = engine.sql(PER_MEMBER).await.unwrap().collect().await.unwrap();
+            let got = engine
+                .sql(PER_MEMBER)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
             assert_eq!(
                 pretty_format_batches(&got).unwrap().to_string(),
                 reference,
