@@ -22,8 +22,7 @@ use datafusion::logical_expr::function::{
 };
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
@@ -31,7 +30,10 @@ use crate::args::{
     duration_micros, is_time, logical_constant, micros, passes_filter, physical_constant,
     string_constant,
 };
-use crate::row_arena::{ArenaRow, RowArena, Taken, state_fields, states};
+use crate::row_arena::{
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
+    value_type,
+};
 
 const NAME: &str = "attribution";
 const MODELS: &str = "'first_touch', 'last_touch', 'linear', 'time_decay' or 'position_based'";
@@ -240,17 +242,9 @@ fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Credits<
     out
 }
 
-/// The touch values' type in the output: a dictionary's values.
-fn touch_type(t: &DataType) -> DataType {
-    match t {
-        DataType::Dictionary(_, values) => values.as_ref().clone(),
-        other => other.clone(),
-    }
-}
-
 fn output_fields(touch: &DataType) -> Fields {
     Fields::from(vec![
-        Field::new("touch", touch_type(touch), true),
+        Field::new("touch", value_type(touch), true),
         Field::new("credit", DataType::Float64, false),
     ])
 }
@@ -267,7 +261,7 @@ struct Attributor {
 
 impl Attributor {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
-        let touch = touch_type(&args.exprs[2].data_type(args.schema)?);
+        let touch = value_type(&args.exprs[2].data_type(args.schema)?);
         let converter = RowConverter::new(vec![SortField::new(touch.clone())])?;
         let null = converter.convert_columns(&[new_null_array(&touch, 1)])?;
         Ok(Attributor {
@@ -277,6 +271,10 @@ impl Attributor {
             converter,
         })
     }
+}
+
+impl ArenaAggregate for Attributor {
+    const NAME: &'static str = NAME;
 
     /// Adds the usable rows of `values` (`[model, ts, touch, conversion, …]`).
     fn update(
@@ -351,97 +349,6 @@ impl Attributor {
     }
 }
 
-/// [`GroupsAccumulator`] for `attribution`.
-#[derive(Debug)]
-struct AttributionGroups {
-    attributor: Attributor,
-    arena: RowArena,
-}
-
-impl GroupsAccumulator for AttributionGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        self.attributor
-            .update(&mut self.arena, values, |i| group_indices[i], opt_filter)
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        self.attributor.evaluate(self.arena.take(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(states(&self.arena.take(emit_to)))
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        self.arena.merge(NAME, values, |i| group_indices[i])
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        // each row its own group
-        let mut arena = RowArena::default();
-        arena.groups(values[1].len());
-        self.attributor
-            .update(&mut arena, values, |i| i, opt_filter)?;
-        Ok(states(&arena.take(EmitTo::All)))
-    }
-
-    fn size(&self) -> usize {
-        self.arena.size()
-    }
-}
-
-/// [`Accumulator`] for `attribution` over one group.
-#[derive(Debug)]
-struct AttributionAccumulator {
-    attributor: Attributor,
-    arena: RowArena,
-}
-
-impl Accumulator for AttributionAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        self.attributor.update(&mut self.arena, values, |_| 0, None)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let result = self.attributor.evaluate(self.arena.copy_all())?;
-        ScalarValue::try_from_array(&result, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.arena.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        states(&self.arena.copy_all())
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        self.arena.merge(NAME, states, |_| 0)
-    }
-}
-
 impl AggregateUDFImpl for Attribution {
     fn name(&self) -> &str {
         NAME
@@ -478,7 +385,7 @@ impl AggregateUDFImpl for Attribution {
                 return plan_err!("{NAME}: {what} must be {DURATION}, got {t}");
             }
         }
-        if !RowConverter::supports_fields(&[SortField::new(touch_type(&arg_types[2]))]) {
+        if !RowConverter::supports_fields(&[SortField::new(value_type(&arg_types[2]))]) {
             return plan_err!("{NAME}: touch cannot be a {}", arg_types[2]);
         }
         Ok(DataType::new_list(
@@ -492,10 +399,7 @@ impl AggregateUDFImpl for Attribution {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(AttributionAccumulator {
-            attributor: Attributor::new(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaAccumulator::new(Attributor::new(&args)?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -510,10 +414,7 @@ impl AggregateUDFImpl for Attribution {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(AttributionGroups {
-            attributor: Attributor::new(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaGroups::new(Attributor::new(&args)?)))
     }
 
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {

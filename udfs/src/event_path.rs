@@ -16,13 +16,14 @@ use datafusion::logical_expr::function::{
 };
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
 use crate::args::{is_time, logical_constant, micros, passes_filter, physical_constant};
-use crate::row_arena::{ArenaRow, RowArena, Taken, state_fields, states};
+use crate::row_arena::{
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
+};
 
 const NAME: &str = "event_path";
 const MAX_STEPS: &str = "a constant integer from 1 to 32";
@@ -175,159 +176,76 @@ impl PathRule {
 /// The flag of a row where the path starts.
 const START: u64 = 1;
 
-/// Adds the usable rows of `values` (`[ts, event, start, …]`) to `arena`.
-fn update(
-    arena: &mut RowArena,
-    values: &[ArrayRef],
-    group_of: impl Fn(usize) -> usize,
-    filter: Option<&BooleanArray>,
-) -> Result<()> {
-    let (ts, ts_nulls) = micros(&values[0])?;
-    let events = cast(&values[1], &DataType::Utf8)?;
-    let events = events.as_string::<i32>();
-    let start = match values[2].data_type() {
-        DataType::Boolean => values[2].as_boolean().clone(),
-        DataType::Null => BooleanArray::new_null(ts.len()),
-        other => return plan_err!("{NAME}: start_condition must be BOOLEAN, got {other}"),
-    };
-    for i in 0..ts.len() {
-        let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
-            && events.is_valid(i)
-            && passes_filter(filter, i);
-        if usable {
-            let flags = if start.is_valid(i) && start.value(i) {
-                START
-            } else {
-                0
-            };
-            arena.push(NAME, group_of(i), ts[i], events.value(i).as_bytes(), flags)?;
-        }
-    }
-    Ok(())
-}
+impl ArenaAggregate for PathRule {
+    const NAME: &'static str = NAME;
 
-/// The paths of the taken groups, as a list array.
-fn paths(rule: &PathRule, mut taken: Taken) -> Result<ArrayRef> {
-    let groups = taken.groups();
-    let mut rows = std::mem::take(&mut taken.rows);
-    let mut steps: Vec<&str> = Vec::new();
-    let mut lengths = Vec::with_capacity(groups);
-    let mut valid = Vec::with_capacity(groups);
-    for g in 0..groups {
-        match rule.path(
-            &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
-            &taken.bytes,
-        ) {
-            Some(path) => {
-                for (at, len) in &path {
-                    // the bytes were a `&str` when stored
-                    let name = std::str::from_utf8(&taken.bytes[*at..*at + *len]);
-                    steps.push(name.map_err(|e| {
-                        datafusion::error::DataFusionError::Internal(e.to_string())
-                    })?);
-                }
-                lengths.push(path.len());
-                valid.push(true);
-            }
-            None => {
-                lengths.push(0);
-                valid.push(false);
-            }
-        }
-    }
-    Ok(Arc::new(ListArray::new(
-        Arc::new(Field::new_list_field(DataType::Utf8, false)),
-        OffsetBuffer::from_lengths(lengths),
-        Arc::new(StringArray::from(steps)),
-        Some(valid.into()),
-    )))
-}
-
-/// [`GroupsAccumulator`] for `event_path`.
-#[derive(Debug)]
-struct PathGroups {
-    rule: PathRule,
-    arena: RowArena,
-}
-
-impl GroupsAccumulator for PathGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        update(&mut self.arena, values, |i| group_indices[i], opt_filter)
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        paths(&self.rule, self.arena.take(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(states(&self.arena.take(emit_to)))
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        self.arena.merge(NAME, values, |i| group_indices[i])
-    }
-
-    fn convert_to_state(
+    /// Adds the usable rows of `values` (`[ts, event, start, …]`).
+    fn update(
         &self,
+        arena: &mut RowArena,
         values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        // each row its own group
-        let mut arena = RowArena::default();
-        arena.groups(values[0].len());
-        update(&mut arena, values, |i| i, opt_filter)?;
-        Ok(states(&arena.take(EmitTo::All)))
+        group_of: impl Fn(usize) -> usize,
+        filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let (ts, ts_nulls) = micros(&values[0])?;
+        let events = cast(&values[1], &DataType::Utf8)?;
+        let events = events.as_string::<i32>();
+        let start = match values[2].data_type() {
+            DataType::Boolean => values[2].as_boolean().clone(),
+            DataType::Null => BooleanArray::new_null(ts.len()),
+            other => return plan_err!("{NAME}: start_condition must be BOOLEAN, got {other}"),
+        };
+        for i in 0..ts.len() {
+            let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
+                && events.is_valid(i)
+                && passes_filter(filter, i);
+            if usable {
+                let flags = if start.is_valid(i) && start.value(i) {
+                    START
+                } else {
+                    0
+                };
+                arena.push(NAME, group_of(i), ts[i], events.value(i).as_bytes(), flags)?;
+            }
+        }
+        Ok(())
     }
 
-    fn size(&self) -> usize {
-        self.arena.size()
-    }
-}
-
-/// [`Accumulator`] for `event_path` over one group.
-#[derive(Debug)]
-struct PathAccumulator {
-    rule: PathRule,
-    arena: RowArena,
-}
-
-impl Accumulator for PathAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        update(&mut self.arena, values, |_| 0, None)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        ScalarValue::try_from_array(&paths(&self.rule, self.arena.copy_all())?, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.arena.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        states(&self.arena.copy_all())
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        self.arena.merge(NAME, states, |_| 0)
+    /// The paths of the taken groups, as a list array.
+    fn evaluate(&self, mut taken: Taken) -> Result<ArrayRef> {
+        let groups = taken.groups();
+        let mut rows = std::mem::take(&mut taken.rows);
+        let mut steps: Vec<&str> = Vec::new();
+        let mut lengths = Vec::with_capacity(groups);
+        let mut valid = Vec::with_capacity(groups);
+        for g in 0..groups {
+            match self.path(
+                &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
+                &taken.bytes,
+            ) {
+                Some(path) => {
+                    for (at, len) in &path {
+                        // the bytes were a `&str` when stored
+                        let name = std::str::from_utf8(&taken.bytes[*at..*at + *len]);
+                        steps.push(name.map_err(|e| {
+                            datafusion::error::DataFusionError::Internal(e.to_string())
+                        })?);
+                    }
+                    lengths.push(path.len());
+                    valid.push(true);
+                }
+                None => {
+                    lengths.push(0);
+                    valid.push(false);
+                }
+            }
+        }
+        Ok(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::Utf8, false)),
+            OffsetBuffer::from_lengths(lengths),
+            Arc::new(StringArray::from(steps)),
+            Some(valid.into()),
+        )))
     }
 }
 
@@ -363,10 +281,9 @@ impl AggregateUDFImpl for EventPath {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PathAccumulator {
-            rule: PathRule::from_physical(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaAccumulator::new(PathRule::from_physical(
+            &args,
+        )?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -381,10 +298,7 @@ impl AggregateUDFImpl for EventPath {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(PathGroups {
-            rule: PathRule::from_physical(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaGroups::new(PathRule::from_physical(&args)?)))
     }
 
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {

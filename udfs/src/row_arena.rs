@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Int64Array, ListArray, UInt64Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, UInt64Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
-use datafusion::common::{Result, exec_err, internal_err};
-use datafusion::logical_expr::EmitTo;
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
 /// One kept row: its time, flags, group, and its value's bytes in the arena.
 #[derive(Debug, Clone, Copy)]
@@ -212,4 +212,136 @@ pub(crate) fn states(taken: &Taken) -> Vec<ArrayRef> {
         list(DataType::Binary, Arc::new(values)),
         list(DataType::UInt64, Arc::new(flags)),
     ]
+}
+
+/// An aggregate over a [`RowArena`]: which rows it keeps, and its result.
+pub(crate) trait ArenaAggregate: std::fmt::Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Adds the usable rows of `values` (its arguments), row `i` to group `group_of(i)`.
+    fn update(
+        &self,
+        arena: &mut RowArena,
+        values: &[ArrayRef],
+        group_of: impl Fn(usize) -> usize,
+        filter: Option<&BooleanArray>,
+    ) -> Result<()>;
+    /// The results of the taken groups.
+    fn evaluate(&self, taken: Taken) -> Result<ArrayRef>;
+}
+
+/// The values' type an aggregate keeps and returns: a dictionary's values.
+pub(crate) fn value_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Dictionary(_, values) => values.as_ref().clone(),
+        other => other.clone(),
+    }
+}
+
+/// [`GroupsAccumulator`] of an [`ArenaAggregate`].
+#[derive(Debug)]
+pub(crate) struct ArenaGroups<F> {
+    function: F,
+    arena: RowArena,
+}
+
+impl<F> ArenaGroups<F> {
+    pub(crate) fn new(function: F) -> Self {
+        ArenaGroups {
+            function,
+            arena: RowArena::default(),
+        }
+    }
+}
+
+impl<F: ArenaAggregate> GroupsAccumulator for ArenaGroups<F> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.arena.groups(total_num_groups);
+        self.function
+            .update(&mut self.arena, values, |i| group_indices[i], opt_filter)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        self.function.evaluate(self.arena.take(emit_to))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(states(&self.arena.take(emit_to)))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.arena.groups(total_num_groups);
+        self.arena.merge(F::NAME, values, |i| group_indices[i])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // each row its own group
+        let mut arena = RowArena::default();
+        arena.groups(values.first().map_or(0, |v| v.len()));
+        self.function
+            .update(&mut arena, values, |i| i, opt_filter)?;
+        Ok(states(&arena.take(EmitTo::All)))
+    }
+
+    fn size(&self) -> usize {
+        self.arena.size()
+    }
+}
+
+/// [`Accumulator`] of an [`ArenaAggregate`] over one group.
+#[derive(Debug)]
+pub(crate) struct ArenaAccumulator<F> {
+    function: F,
+    arena: RowArena,
+}
+
+impl<F> ArenaAccumulator<F> {
+    pub(crate) fn new(function: F) -> Self {
+        ArenaAccumulator {
+            function,
+            arena: RowArena::default(),
+        }
+    }
+}
+
+impl<F: ArenaAggregate> Accumulator for ArenaAccumulator<F> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.arena.groups(1);
+        self.function.update(&mut self.arena, values, |_| 0, None)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let result = self.function.evaluate(self.arena.copy_all())?;
+        ScalarValue::try_from_array(&result, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.arena.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        states(&self.arena.copy_all())
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.arena.groups(1);
+        self.arena.merge(F::NAME, states, |_| 0)
+    }
 }

@@ -20,8 +20,7 @@ use datafusion::logical_expr::function::{
 };
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, Expr, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
 
@@ -29,7 +28,10 @@ use crate::args::{
     check_conditions, is_time, logical_constant, micros, passes_filter, physical_constant,
     string_constant,
 };
-use crate::row_arena::{ArenaRow, RowArena, Taken, state_fields, states};
+use crate::row_arena::{
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
+    value_type,
+};
 
 const NAME: &str = "sequence_next_node";
 const DIRECTION: &str = "'forward' or 'backward'";
@@ -193,14 +195,6 @@ struct NextNode {
     converter: RowConverter,
 }
 
-/// The values' type in the output: a dictionary's values.
-fn value_type(t: &DataType) -> DataType {
-    match t {
-        DataType::Dictionary(_, values) => values.as_ref().clone(),
-        other => other.clone(),
-    }
-}
-
 impl NextNode {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
         let value_type = value_type(&args.exprs[3].data_type(args.schema)?);
@@ -210,6 +204,10 @@ impl NextNode {
             value_type,
         })
     }
+}
+
+impl ArenaAggregate for NextNode {
+    const NAME: &'static str = NAME;
 
     /// Adds the rows of `values` with no NULL argument.
     fn update(
@@ -285,97 +283,6 @@ impl NextNode {
     }
 }
 
-/// [`GroupsAccumulator`] for `sequence_next_node`.
-#[derive(Debug)]
-struct NextNodeGroups {
-    next_node: NextNode,
-    arena: RowArena,
-}
-
-impl GroupsAccumulator for NextNodeGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        self.next_node
-            .update(&mut self.arena, values, |i| group_indices[i], opt_filter)
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        self.next_node.evaluate(self.arena.take(emit_to))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(states(&self.arena.take(emit_to)))
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.arena.groups(total_num_groups);
-        self.arena.merge(NAME, values, |i| group_indices[i])
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        // each row its own group
-        let mut arena = RowArena::default();
-        arena.groups(values[2].len());
-        self.next_node
-            .update(&mut arena, values, |i| i, opt_filter)?;
-        Ok(states(&arena.take(EmitTo::All)))
-    }
-
-    fn size(&self) -> usize {
-        self.arena.size()
-    }
-}
-
-/// [`Accumulator`] for `sequence_next_node` over one group.
-#[derive(Debug)]
-struct NextNodeAccumulator {
-    next_node: NextNode,
-    arena: RowArena,
-}
-
-impl Accumulator for NextNodeAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        self.next_node.update(&mut self.arena, values, |_| 0, None)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let result = self.next_node.evaluate(self.arena.copy_all())?;
-        ScalarValue::try_from_array(&result, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.arena.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        states(&self.arena.copy_all())
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.arena.groups(1);
-        self.arena.merge(NAME, states, |_| 0)
-    }
-}
-
 impl AggregateUDFImpl for SequenceNextNode {
     fn name(&self) -> &str {
         NAME
@@ -420,10 +327,7 @@ impl AggregateUDFImpl for SequenceNextNode {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(NextNodeAccumulator {
-            next_node: NextNode::new(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaAccumulator::new(NextNode::new(&args)?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -438,10 +342,7 @@ impl AggregateUDFImpl for SequenceNextNode {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(NextNodeGroups {
-            next_node: NextNode::new(&args)?,
-            arena: RowArena::default(),
-        }))
+        Ok(Box::new(ArenaGroups::new(NextNode::new(&args)?)))
     }
 
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {
