@@ -324,3 +324,56 @@ async fn b6_bad_logins_are_refused_and_cost_nothing_lasting() {
         serde_json::json!({ "attempts": attempts, "seconds": took.as_secs_f64(), "slowest_user_ms": slowest.as_millis(), "rss_growth_kib": [first_wave_kib, second_wave_kib] }),
     );
 }
+
+/// Bad arguments to the second family's functions are planning errors naming
+/// the function and the argument: `INVALID_ARGUMENT` over Flight SQL, exit 2
+/// on the CLI; the server serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_arguments_of_the_second_family_are_invalid_argument_naming_it() {
+    let server = TestServer::spawn(TestConfig::default());
+    let mut client = login(&server, "analyst").await;
+    let cases = [
+        (
+            "SELECT session_number(ts, 0) OVER (PARTITION BY member_id ORDER BY ts) FROM events",
+            "session_number: gap must be positive",
+        ),
+        (
+            "SELECT session_number(ts, 60) OVER (PARTITION BY member_id) FROM events",
+            "session_number: the window must be ordered by the ts argument",
+        ),
+        (
+            "SELECT sessions(ts, -60) FROM events GROUP BY member_id",
+            "sessions: gap must not be negative",
+        ),
+        (
+            "SELECT event_path(ts, event, true, 33) FROM events GROUP BY member_id",
+            "event_path: max_steps must be a constant integer from 1 to 32",
+        ),
+        (
+            "SELECT attribution('u_shaped', ts, channel, event = 'pay') FROM events GROUP BY member_id",
+            "attribution: model must be",
+        ),
+        (
+            "SELECT sequence_next_node('forward', 'tail', ts, event, true, event = 'view') \
+             FROM events GROUP BY member_id",
+            "sequence_next_node: base 'tail' cannot go 'forward'",
+        ),
+    ];
+    for (sql, needle) in cases {
+        // refused when the statement is planned, or at the latest when its
+        // plan is optimised before the first row
+        let e = match client.execute(sql.into(), None).await {
+            Err(e) => e,
+            Ok(info) => {
+                let ticket = info.endpoint[0].ticket.clone().unwrap();
+                match client.do_get(ticket).await {
+                    Err(e) => e,
+                    Ok(rows) => rows.try_collect::<Vec<_>>().await.unwrap_err(),
+                }
+            }
+        };
+        refused(&e, &[Code::InvalidArgument], needle);
+        crate::common::audience(&["query", sql]).user_error(needle);
+    }
+    still_serving(&server).await;
+}
