@@ -16,7 +16,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
@@ -165,34 +165,88 @@ impl Rule {
         Rule::new(&constants)
     }
 
-    /// Adds a conversion's credit to its touches `window` (indexes into
-    /// `rows`, in time order).
-    fn share(&self, window: &[usize], rows: &[ArenaRow], credit: &mut [f64]) {
-        let k = window.len();
+    /// Adds the credit of one conversion whose touches are `touches[from..to]`
+    /// (indexes into `rows`, in time order): to `point`, or spread evenly over
+    /// a range of touches through the difference array `spread`.
+    fn share(
+        &self,
+        from: usize,
+        to: usize,
+        shares: &mut Shares,
+        touches: &[usize],
+        rows: &[ArenaRow],
+    ) {
+        let k = to - from;
         match (self.model, k) {
             (_, 0) => {}
-            (Model::FirstTouch, _) => credit[window[0]] += 1.0,
-            (Model::LastTouch, _) => credit[window[k - 1]] += 1.0,
-            (Model::Linear, _) => window.iter().for_each(|&i| credit[i] += 1.0 / k as f64),
+            (Model::FirstTouch, _) => shares.point[from] += 1.0,
+            (Model::LastTouch, _) => shares.point[to - 1] += 1.0,
+            (Model::Linear, _) => shares.spread(from, to, 1.0 / k as f64),
             (Model::TimeDecay, _) => {
                 // weights relative to the latest touch's, so none overflows
-                let latest = rows[window[k - 1]].ts;
-                let weight = |i: usize| {
-                    let age = (latest - rows[i].ts) as f64 / self.half_life as f64;
+                let latest = rows[touches[to - 1]].ts;
+                let weight = |t: usize| {
+                    let age = (latest - rows[touches[t]].ts) as f64 / self.half_life as f64;
                     (-age).exp2()
                 };
-                let total: f64 = window.iter().map(|&i| weight(i)).sum();
-                window.iter().for_each(|&i| credit[i] += weight(i) / total);
+                let total: f64 = (from..to).map(weight).sum();
+                (from..to).for_each(|t| shares.point[t] += weight(t) / total);
             }
-            (Model::PositionBased, 1) => credit[window[0]] += 1.0,
-            (Model::PositionBased, 2) => window.iter().for_each(|&i| credit[i] += 0.5),
+            (Model::PositionBased, 1) => shares.point[from] += 1.0,
+            (Model::PositionBased, 2) => {
+                shares.point[from] += 0.5;
+                shares.point[from + 1] += 0.5;
+            }
             (Model::PositionBased, _) => {
-                credit[window[0]] += 0.4;
-                credit[window[k - 1]] += 0.4;
-                let middle = 0.2 / (k - 2) as f64;
-                window[1..k - 1].iter().for_each(|&i| credit[i] += middle);
+                shares.point[from] += 0.4;
+                shares.point[to - 1] += 0.4;
+                shares.spread(from + 1, to - 1, 0.2 / (k - 2) as f64);
             }
         }
+    }
+}
+
+/// Most touches `'time_decay'` weighs for one group, over all its conversions
+/// (each conversion weighs each touch in its lookback).
+const TIME_DECAY_WORK: u64 = 200_000_000;
+
+/// Credit handed to a group's touches (by position among them): given to one
+/// touch (`point`), or the same to a range of touches (`spread`, a difference
+/// array, so a conversion costs the same however many touches it has).
+struct Shares {
+    point: Vec<f64>,
+    spread: Vec<f64>,
+    /// How many spread ranges cover each touch (a difference array too).
+    covered: Vec<i64>,
+}
+
+impl Shares {
+    fn new(touches: usize) -> Self {
+        Shares {
+            point: vec![0.0; touches],
+            spread: vec![0.0; touches + 1],
+            covered: vec![0; touches + 1],
+        }
+    }
+
+    fn spread(&mut self, from: usize, to: usize, each: f64) {
+        if from < to {
+            self.spread[from] += each;
+            self.spread[to] -= each;
+            self.covered[from] += 1;
+            self.covered[to] -= 1;
+        }
+    }
+
+    /// Each touch's credit, and whether it got any.
+    fn credits(self) -> impl Iterator<Item = (f64, bool)> {
+        let (mut spread, mut covered) = (0.0, 0);
+        self.point.into_iter().enumerate().map(move |(t, point)| {
+            spread += self.spread[t];
+            covered += self.covered[t];
+            let spread = if covered > 0 { spread } else { 0.0 };
+            (point + spread, point > 0.0 || covered > 0)
+        })
     }
 }
 
@@ -200,46 +254,59 @@ impl Rule {
 type Credits<'a> = Vec<(Option<&'a [u8]>, f64)>;
 
 /// One group's credits per touch value, sorted by value (NULL last).
-fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Credits<'a> {
+fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Result<Credits<'a>> {
     let value = |r: &ArenaRow| &taken.bytes[r.from..r.from + r.len as usize];
     rows.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| value(a).cmp(value(b))));
-    let mut credit = vec![0.0; rows.len()];
+    let touches: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].flags & TOUCH != 0)
+        .collect();
+    let mut shares = Shares::new(touches.len());
     let mut no_touch = 0.0;
-    let mut window: Vec<usize> = Vec::new();
-    let (mut lo, mut hi) = (0, 0);
-    for j in 0..rows.len() {
-        if rows[j].flags & CONVERSION == 0 {
-            continue;
+    let (mut from, mut to, mut weighed) = (0, 0, 0u64);
+    for conversion in rows.iter().filter(|r| r.flags & CONVERSION != 0) {
+        let at = conversion.ts;
+        while to < touches.len() && rows[touches[to]].ts < at {
+            to += 1;
         }
-        let at = rows[j].ts;
-        while hi < rows.len() && rows[hi].ts < at {
-            hi += 1;
+        while from < to && rows[touches[from]].ts < at.saturating_sub(rule.lookback) {
+            from += 1;
         }
-        while lo < hi && rows[lo].ts < at.saturating_sub(rule.lookback) {
-            lo += 1;
-        }
-        window.clear();
-        window.extend((lo..hi).filter(|&i| rows[i].flags & TOUCH != 0));
-        if window.is_empty() {
+        if from == to {
             no_touch += 1.0;
         }
-        rule.share(&window, rows, &mut credit);
+        if rule.model == Model::TimeDecay {
+            weighed += (to - from) as u64;
+            if weighed > TIME_DECAY_WORK {
+                return exec_err!(
+                    "{NAME}: 'time_decay' would weigh more than {TIME_DECAY_WORK} touches for one \
+                     group ({} rows); shorten the lookback, or keep fewer touch or conversion rows",
+                    rows.len()
+                );
+            }
+        }
+        rule.share(from, to, &mut shares, &touches, rows);
     }
     // the touch values that got credit
-    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| credit[i] > 0.0).collect();
-    order.sort_by(|&a, &b| value(&rows[a]).cmp(value(&rows[b])));
+    let credited: Vec<(usize, f64)> = shares
+        .credits()
+        .enumerate()
+        .filter(|(_, (_, got))| *got)
+        .map(|(t, (credit, _))| (touches[t], credit))
+        .collect();
+    let mut order: Vec<(usize, f64)> = credited;
+    order.sort_by(|a, b| value(&rows[a.0]).cmp(value(&rows[b.0])));
     let mut out: Credits<'a> = Vec::new();
-    for i in order {
+    for (i, credit) in order {
         let v = value(&rows[i]);
         match out.last_mut() {
-            Some((Some(last), sum)) if *last == v => *sum += credit[i],
-            _ => out.push((Some(v), credit[i])),
+            Some((Some(last), sum)) if *last == v => *sum += credit,
+            _ => out.push((Some(v), credit)),
         }
     }
     if no_touch > 0.0 {
         out.push((None, no_touch));
     }
-    out
+    Ok(out)
 }
 
 fn output_fields(touch: &DataType) -> Fields {
@@ -320,7 +387,7 @@ impl ArenaAggregate for Attributor {
                 &self.rule,
                 &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
                 &taken,
-            );
+            )?;
             lengths.push(group.len());
             for (touch, credit) in group {
                 touches.push(touch.unwrap_or(&self.null_touch));
@@ -438,5 +505,54 @@ impl AggregateUDFImpl for Attribution {
 
     fn documentation(&self) -> Option<&Documentation> {
         self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::EmitTo;
+
+    /// One member with `n` rows a second apart: a conversion every 4th, the
+    /// others touches `a` and `b` in turn, all within one lookback.
+    fn member(n: usize) -> Taken {
+        let mut arena = RowArena::default();
+        for i in 0..n {
+            let (value, flags): (&[u8], u64) = match i % 4 {
+                3 => (b"", CONVERSION),
+                k if k % 2 == 0 => (b"a", TOUCH),
+                _ => (b"b", TOUCH),
+            };
+            arena
+                .push(NAME, 0, i as i64 * 1_000_000, value, flags)
+                .unwrap();
+        }
+        arena.take(EmitTo::All)
+    }
+
+    #[test]
+    fn credits_take_linear_time_in_conversions_times_touches() {
+        // 100,000 conversions each with up to 300,000 touches: 3·10^10 steps
+        // were it per touch; the difference array makes it one pass
+        let mut taken = member(400_000);
+        let mut rows = std::mem::take(&mut taken.rows);
+        // the first touch (t=0) and each conversion's last (the row before it) are `a`
+        for (model, values) in [
+            (Model::FirstTouch, 1),
+            (Model::LastTouch, 1),
+            (Model::Linear, 2),
+            (Model::PositionBased, 2),
+        ] {
+            let rule = Rule {
+                model,
+                lookback: 30 * DAY,
+                half_life: 7 * DAY,
+            };
+            let credited = credits(&rule, &mut rows, &taken).unwrap();
+            let total: f64 = credited.iter().map(|(_, c)| c).sum();
+            assert!((total - 100_000.0).abs() < 1e-6, "{model:?}: {total}");
+            assert_eq!(credited.len(), values, "{model:?}: {credited:?}");
+            assert_eq!(credited[0].0, Some(&b"a"[..]), "{model:?}");
+        }
     }
 }
