@@ -609,7 +609,7 @@ async fn conformed_rows(
         let batch =
             batch.map_err(|e| EngineError::Invalid(format!("{name}: {}", e.find_root())))?;
         let (conformed, bad) = conform(&batch, &schema).map_err(&bad_column)?;
-        let bad = bad.into_iter().map(|bad| Rejected {
+        let mut bad = bad.into_iter().map(|bad| Rejected {
             source: name.clone(),
             row: row + bad.row as u64 + 1,
             line: format.and_then(|f| f.line(row + bad.row as u64)),
@@ -620,7 +620,7 @@ async fn conformed_rows(
         let mut state = lock(&state);
         if quarantine {
             state.rejected.extend(bad);
-        } else if let Some(bad) = bad.into_iter().next() {
+        } else if let Some(bad) = bad.next() {
             let place = match bad.line {
                 Some(line) => format!("line {line}"),
                 None => format!("row {}", bad.row),

@@ -287,13 +287,12 @@ fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Result<C
         rule.share(from, to, &mut shares, &touches, rows);
     }
     // the touch values that got credit
-    let credited: Vec<(usize, f64)> = shares
+    let mut order: Vec<(usize, f64)> = shares
         .credits()
         .enumerate()
         .filter(|(_, (_, got))| *got)
         .map(|(t, (credit, _))| (touches[t], credit))
         .collect();
-    let mut order: Vec<(usize, f64)> = credited;
     order.sort_by(|a, b| value(&rows[a.0]).cmp(value(&rows[b.0])));
     let mut out: Credits<'a> = Vec::new();
     for (i, credit) in order {

@@ -21,10 +21,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion_macros::user_doc;
 
 use crate::args::{MICROS, logical_constant, micros, physical_constant};
-use crate::session_rule::{Open, SessionRule};
+use crate::session_rule::{DURATION, Open, SessionRule};
 
 const NAME: &str = "session_number";
-const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
 
 #[user_doc(
     doc_section(label = "Audience Behavioral Functions"),

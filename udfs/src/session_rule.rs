@@ -10,7 +10,7 @@ use datafusion::common::{Result, ScalarValue, plan_err};
 use crate::args::{duration_micros, is_time};
 
 /// How a session's gap or maximum length is described in errors.
-const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
+pub(crate) const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
 
 /// Where sessions split, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +90,10 @@ impl SessionRule {
     }
 
     /// The sessions of `sorted` timestamps: `(start, end, events)` each.
-    pub(crate) fn sessions(&self, sorted: &[i64]) -> Vec<(i64, i64, i64)> {
+    pub(crate) fn sessions(&self, sorted: impl IntoIterator<Item = i64>) -> Vec<(i64, i64, i64)> {
         let mut sessions: Vec<(i64, i64, i64)> = Vec::new();
         let mut open: Option<Open> = None;
-        for &ts in sorted {
+        for ts in sorted {
             match &mut open {
                 Some(current) if !self.splits(current, ts) => {
                     current.last = ts;
@@ -131,7 +131,7 @@ mod tests {
     fn a_gap_exactly_equal_keeps_the_session_and_one_more_microsecond_splits_it() {
         let r = rule(1800, None);
         assert_eq!(
-            r.sessions(&[0, 1800 * S, 3600 * S + 1]),
+            r.sessions([0, 1800 * S, 3600 * S + 1]),
             vec![(0, 1800 * S, 2), (3600 * S + 1, 3600 * S + 1, 1)]
         );
     }
@@ -142,13 +142,13 @@ mod tests {
         // 0, 1200, 2400 in one; 3600 is exactly max_length after the start
         let ts = [0, 1200 * S, 2400 * S, 3600 * S, 3600 * S, 3601 * S];
         assert_eq!(
-            r.sessions(&ts),
+            r.sessions(ts),
             vec![(0, 2400 * S, 3), (3600 * S, 3601 * S, 3)]
         );
         // ties at a split point stay together
         let r = rule(10, Some(10));
-        assert_eq!(r.sessions(&[5 * S, 5 * S, 5 * S]), vec![(5 * S, 5 * S, 3)]);
-        assert_eq!(r.sessions(&[]), vec![]);
+        assert_eq!(r.sessions([5 * S, 5 * S, 5 * S]), vec![(5 * S, 5 * S, 3)]);
+        assert_eq!(r.sessions([]), vec![]);
     }
 
     #[test]

@@ -20,10 +20,9 @@ use datafusion_macros::user_doc;
 
 use crate::args::{logical_constant, physical_constant};
 use crate::event_list::{Event, EventAccumulator, EventGroups, EventsFinish, state_fields};
-use crate::session_rule::SessionRule;
+use crate::session_rule::{DURATION, SessionRule};
 
 const NAME: &str = "sessions";
-const DURATION: &str = "a constant positive integer (seconds) or INTERVAL";
 
 #[user_doc(
     doc_section(label = "Audience Behavioral Functions"),
@@ -66,13 +65,17 @@ impl Default for Sessions {
     }
 }
 
-/// The fields of one session; timestamps in `ts`'s time zone.
-fn session_fields(ts: &DataType) -> Fields {
-    let tz = match ts {
+/// The time zone of `ts`, which the sessions' timestamps keep.
+fn time_zone(ts: &DataType) -> Option<Arc<str>> {
+    match ts {
         DataType::Timestamp(_, tz) => tz.clone(),
         _ => None,
-    };
-    let time = DataType::Timestamp(TimeUnit::Microsecond, tz);
+    }
+}
+
+/// The fields of one session.
+fn session_fields(ts: &DataType) -> Fields {
+    let time = DataType::Timestamp(TimeUnit::Microsecond, time_zone(ts));
     Fields::from(vec![
         Field::new("start", time.clone(), false),
         Field::new("end", time, false),
@@ -85,6 +88,7 @@ fn session_fields(ts: &DataType) -> Fields {
 struct SessionsFinish {
     rule: SessionRule,
     fields: Fields,
+    time_zone: Option<Arc<str>>,
 }
 
 impl SessionsFinish {
@@ -99,6 +103,7 @@ impl SessionsFinish {
         Ok(SessionsFinish {
             rule: SessionRule::new(NAME, &constants)?,
             fields: session_fields(&ts),
+            time_zone: time_zone(&ts),
         })
     }
 }
@@ -112,9 +117,8 @@ impl EventsFinish for SessionsFinish {
     }
 
     fn finish(&self, events: &mut [Event]) -> Result<Self::Value> {
-        let mut ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
-        ts.sort_unstable();
-        Ok(self.rule.sessions(&ts))
+        events.sort_unstable_by_key(|e| e.ts);
+        Ok(self.rule.sessions(events.iter().map(|e| e.ts)))
     }
 
     fn output(&self, values: Vec<Option<Self::Value>>) -> ArrayRef {
@@ -127,11 +131,7 @@ impl EventsFinish for SessionsFinish {
             ends.push(end);
             counts.push(events);
         }
-        let time = self.fields[0].data_type();
-        let tz = match time {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
+        let tz = self.time_zone.clone();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone_opt(tz.clone())),
             Arc::new(TimestampMicrosecondArray::from(ends).with_timezone_opt(tz)),
