@@ -106,6 +106,9 @@ def audience_sql(table: str) -> str:
     for i, (window, mode) in enumerate(FUNNELS):
         for n in (1, 2, 4):
             cols.append(f"window_funnel({window}, '{mode}', ts, {conds(n)}) AS f{i}_{n}")
+            # the detail's level and the funnel without exclusions are windowFunnel too
+            cols.append(f"window_funnel_detail({window}, '{mode}', ts, c1, {conds(n)})['level'] AS d{i}_{n}")
+            cols.append(f"window_funnel_exclude({window}, '{mode}', '', ts, {conds(n)}) AS x{i}_{n}")
     cols.append(f"retention({conds(2)}) AS r2")
     cols.append(f"retention({conds(4)}) AS r4")
     for i, (pattern, n) in enumerate(SEQUENCES):
@@ -121,6 +124,8 @@ def clickhouse_sql(path: str) -> str:
         params = ", ".join([str(window * MICROS)] + [f"'{m}'" for m in mode.split(",") if m])
         for n in (1, 2, 4):
             cols.append(f"windowFunnel({params})({ts}, {conds(n)}) AS f{i}_{n}")
+            cols.append(f"windowFunnel({params})({ts}, {conds(n)}) AS d{i}_{n}")
+            cols.append(f"windowFunnel({params})({ts}, {conds(n)}) AS x{i}_{n}")
     cols.append(f"retention({conds(2)}) AS r2")
     cols.append(f"retention({conds(4)}) AS r4")
     for i, (pattern, n) in enumerate(SEQUENCES):

@@ -129,6 +129,56 @@ def attribution_reference(events, model, lookback_s, half_life_s):
         GROUP BY member_id, channel HAVING sum(credit) > 0"""
 
 
+def funnel_detail_reference(events, window_s, pair):
+    """Each member's funnel view → cart → pay from SPEC's greedy pass, row by
+    row in a recursive CTE: entries in (ts, step, channel) order, a step-1
+    entry restarts slot 1, a step-k entry extends slot k−1's chain (copied,
+    its own entry appended) inside the window unless an exclusion row
+    ('search') lies strictly between the chain's step i and now (`pair` i-j
+    with j = k); the chain reported is the one that first reached the level."""
+    window = window_s * 1_000_000
+    i, j = pair or (0, 0)
+
+    def crosses(k, chain):
+        return f"(o.px IS NOT NULL AND o.px > r.{chain}[{i}].t)" if j == k else "false"
+
+    ok2 = f"(o.k = 2 AND r.f0 IS NOT NULL AND o.t <= r.f0 + {window} AND NOT {crosses(2, 'c0')})"
+    ok3 = f"(o.k = 3 AND r.f1 IS NOT NULL AND o.t <= r.f1 + {window} AND NOT {crosses(3, 'c1')})"
+    entry = "[{'t': o.t, 'ch': o.ch}]"
+    chain = "STRUCT(t BIGINT, ch VARCHAR)[]"
+    return f"""
+        WITH RECURSIVE u AS (
+          SELECT member_id, epoch_us(ts) AS t, event, channel
+          FROM read_parquet('{events}') WHERE ts IS NOT NULL AND event IS NOT NULL),
+        e AS (
+          SELECT u.member_id, u.t, CASE u.event WHEN 'view' THEN 1 WHEN 'cart' THEN 2 ELSE 3 END AS k,
+                 u.channel AS ch,
+                 (SELECT max(x.t) FROM u x WHERE x.member_id = u.member_id AND x.event = 'search'
+                  AND x.t < u.t) AS px
+          FROM u WHERE u.event IN ('view', 'cart', 'pay')),
+        o AS (SELECT *, row_number() OVER (PARTITION BY member_id ORDER BY t, k, ch NULLS FIRST) AS i FROM e),
+        r AS (
+          SELECT DISTINCT member_id, 0::BIGINT AS i, NULL::BIGINT AS f0, []::{chain} AS c0,
+                 NULL::BIGINT AS f1, []::{chain} AS c1, 0 AS lvl, []::{chain} AS best
+          FROM o
+          UNION ALL
+          SELECT r.member_id, o.i,
+                 CASE WHEN o.k = 1 THEN o.t ELSE r.f0 END,
+                 CASE WHEN o.k = 1 THEN {entry} ELSE r.c0 END,
+                 CASE WHEN {ok2} THEN r.f0 ELSE r.f1 END,
+                 CASE WHEN {ok2} THEN list_concat(r.c0, {entry}) ELSE r.c1 END,
+                 CASE WHEN o.k = 1 AND r.lvl < 1 THEN 1 WHEN {ok2} AND r.lvl < 2 THEN 2
+                      WHEN {ok3} AND r.lvl < 3 THEN 3 ELSE r.lvl END,
+                 CASE WHEN o.k = 1 AND r.lvl < 1 THEN {entry}
+                      WHEN {ok2} AND r.lvl < 2 THEN list_concat(r.c0, {entry})
+                      WHEN {ok3} AND r.lvl < 3 THEN list_concat(r.c1, {entry}) ELSE r.best END
+          FROM r JOIN o ON o.member_id = r.member_id AND o.i = r.i + 1)
+        SELECT u.member_id, coalesce(last.lvl, 0), coalesce(last.best, [])
+        FROM (SELECT DISTINCT member_id FROM u) u
+        LEFT JOIN (SELECT member_id, arg_max(lvl, i) AS lvl, arg_max(best, i) AS best
+                   FROM r GROUP BY member_id) last USING (member_id)"""
+
+
 def main():
     binary, work = sys.argv[1], Path(sys.argv[2])
     work.mkdir(parents=True, exist_ok=True)
@@ -188,6 +238,22 @@ def main():
             credited.setdefault(m, []).append((channel, round(credit, 9)))
         theirs = [{"member_id": m, "a": sorted(credited.get(m, []), key=lambda x: (x[0] is None, x[0] or ""))}
                   for m in members]
+        compare(call, ours, theirs)
+
+    for window_s, pair in [(3600, None), (600, None), (0, None), (86400, None),
+                           (3600, (1, 3)), (1800, (2, 3)), (86400, (1, 2))]:
+        steps = "event = 'view', event = 'cart', event = 'pay'"
+        if pair:
+            call = (f"window_funnel_detail_exclude({window_s}, '', '{pair[0]}-{pair[1]}', ts, channel, "
+                    f"{steps}, event = 'search')")
+        else:
+            call = f"window_funnel_detail({window_s}, '', ts, channel, {steps})"
+        ours = audience(binary, data, f"SELECT member_id, {call} AS d FROM ev GROUP BY member_id", out)
+        ours = [{"member_id": r["member_id"], "d": r["d"] and (r["d"]["level"], r["d"]["step_ts"], r["d"]["step_prop"])}
+                for r in ours]
+        detail = {m: (level, [at(c["t"]) for c in best], [c["ch"] for c in best])
+                  for m, level, best in con.sql(funnel_detail_reference(events, window_s, pair)).fetchall()}
+        theirs = [{"member_id": m, "d": detail.get(m)} for m in members]
         compare(call, ours, theirs)
 
     if FAILURES:

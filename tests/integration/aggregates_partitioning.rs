@@ -19,7 +19,12 @@ const QUERY: &str = "SELECT member_id,
     attribution('time_decay', ts, channel, event = 'pay', 86400 * 7, 3600) AS at,
     attribution('position_based', ts, CASE WHEN event = 'view' THEN channel END, event = 'pay') AS ap,
     sequence_next_node('forward', 'first_match', ts, event, true, event = 'view', event = 'cart') AS nn,
-    sequence_next_node('backward', 'last_match', ts, channel, event <> 'search', event = 'pay') AS nb
+    sequence_next_node('backward', 'last_match', ts, channel, event <> 'search', event = 'pay') AS nb,
+    window_funnel_detail(86400, '', ts, channel, event = 'view', event = 'cart', event = 'pay') AS fd,
+    window_funnel_detail_exclude(86400 * 3, 'strict_once', '1-3', ts, sku_id, event = 'view', event = 'cart',
+                                 event = 'pay', event = 'search') AS fx,
+    window_funnel_exclude(86400 * 3, 'strict_increase', '2-3,1-2', ts, event = 'view', event = 'cart',
+                          event = 'pay', event = 'coupon_claim', event = 'search') AS ex
   FROM events WHERE member_id <= 150 GROUP BY member_id ORDER BY member_id";
 
 /// The same query grouped by a non-member key, so groups see rows from many files and partitions.
@@ -29,7 +34,8 @@ const BY_CHANNEL: &str = "SELECT channel,
     sequence_count('(?1)(?t<=600)(?2)', ts, event = 'coupon_claim', event = 'view') AS sc,
     array_length(sessions(ts, 3600)) AS ss,
     event_path(ts, event, event = 'search', 6) AS p,
-    attribution('linear', ts, event, event = 'pay', 600) AS a
+    attribution('linear', ts, event, event = 'pay', 600) AS a,
+    window_funnel_detail(3600, '', ts, event, event = 'view', event = 'cart') AS fd
   FROM events GROUP BY channel ORDER BY channel";
 
 /// Each event's session (the window function), counted per member and length.

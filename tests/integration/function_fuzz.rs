@@ -202,6 +202,38 @@ const CALLS: &[(Kind, &str, &[&str])] = &[
         &["ts", "event", "event = 'view'", "4", "'backward'"],
     ),
     (
+        Kind::Aggregate,
+        "window_funnel_detail",
+        &["3600", "''", "ts", "event", "event = 'view'", "flag"],
+    ),
+    (
+        Kind::Aggregate,
+        "window_funnel_exclude",
+        &[
+            "3600",
+            "'strict_once'",
+            "'1-2'",
+            "ts",
+            "event = 'view'",
+            "flag",
+            "event = 'cart'",
+        ],
+    ),
+    (
+        Kind::Aggregate,
+        "window_funnel_detail_exclude",
+        &[
+            "3600",
+            "''",
+            "'1-2'",
+            "ts",
+            "event",
+            "event = 'view'",
+            "flag",
+            "event = 'cart'",
+        ],
+    ),
+    (
         Kind::Window,
         "session_number",
         &["ts", "1800", "INTERVAL '2 hours'"],

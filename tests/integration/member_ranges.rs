@@ -251,7 +251,9 @@ async fn session_numbers_stream_on_disjoint_and_merged_ranges_without_sort_or_re
 const PER_MEMBER: &str = "SELECT member_id, sessions(ts, 1200) AS s,
     event_path(ts, event, event = 'view', 3) AS p,
     attribution('linear', ts, event, event = 'pay') AS a,
-    sequence_next_node('forward', 'first_match', ts, event, true, event = 'view') AS n
+    sequence_next_node('forward', 'first_match', ts, event, true, event = 'view') AS n,
+    window_funnel_detail(3600, '', ts, event, event = 'view', event = 'pay') AS d,
+    window_funnel_exclude(3600, '', '1-2', ts, event = 'view', event = 'pay', event = 'cart') AS x
   FROM events GROUP BY member_id ORDER BY member_id";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,7 +40,7 @@ fn customer_value_functions_agree_with_duckdb() {
     assert!(stdout.contains("0 mismatches in all"), "{stdout}");
 }
 
-/// The second family (so far: sessions, both shapes, paths and attribution) against
+/// The second family (sessions, both shapes, paths, attribution, funnel detail and exclusions) against
 /// DuckDB SQL written from SPEC, on a seeded table whose gaps hit their
 /// bounds exactly, with ties and NULLs.
 #[test]
@@ -53,7 +53,8 @@ fn second_family_agrees_with_duckdb() {
             work.path().to_str().unwrap(),
         ],
     );
-    // 4 rules × (session_number, sessions), 4 paths, 5 attribution models: every one compared
-    assert_eq!(stdout.matches(" 0 mismatches").count(), 17, "{stdout}");
+    // 4 rules × (session_number, sessions), 4 paths, 5 attribution models,
+    // 4 funnel details and 3 with exclusions: every one compared
+    assert_eq!(stdout.matches(" 0 mismatches").count(), 24, "{stdout}");
     assert!(stdout.contains("0 mismatches in all"), "{stdout}");
 }

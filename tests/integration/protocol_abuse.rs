@@ -358,6 +358,21 @@ async fn bad_arguments_of_the_second_family_are_invalid_argument_naming_it() {
              FROM events GROUP BY member_id",
             "sequence_next_node: base 'tail' cannot go 'forward'",
         ),
+        (
+            "SELECT window_funnel_exclude(3600, '', '2-1', ts, event = 'view', event = 'cart', \
+             event = 'refund') FROM events GROUP BY member_id",
+            "window_funnel_exclude: pairs must be",
+        ),
+        (
+            "SELECT window_funnel_detail(3600, 'strict', ts, channel, event = 'view') \
+             FROM events GROUP BY member_id",
+            "window_funnel_detail: mode 'strict' was replaced",
+        ),
+        (
+            "SELECT window_funnel_detail_exclude(3600, '', '1-2', ts, channel, event) \
+             FROM events GROUP BY member_id",
+            "window_funnel_detail_exclude: condition 1 must be BOOLEAN",
+        ),
     ];
     for (sql, needle) in cases {
         // refused when the statement is planned, or at the latest when its

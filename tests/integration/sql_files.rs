@@ -120,4 +120,5 @@ slt_files!(
     sequence_next_node,
     sessions,
     window_funnel,
+    window_funnel_detail,
 );

@@ -340,7 +340,9 @@ impl Attributor {
 }
 
 impl ArenaAggregate for Attributor {
-    const NAME: &'static str = NAME;
+    fn name(&self) -> &'static str {
+        NAME
+    }
 
     /// Adds the usable rows of `values` (`[model, ts, touch, conversion, …]`).
     fn update(

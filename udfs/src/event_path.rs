@@ -177,7 +177,9 @@ impl PathRule {
 const START: u64 = 1;
 
 impl ArenaAggregate for PathRule {
-    const NAME: &'static str = NAME;
+    fn name(&self) -> &'static str {
+        NAME
+    }
 
     /// Adds the usable rows of `values` (`[ts, event, start, …]`).
     fn update(

@@ -10,6 +10,8 @@ mod bitmap;
 mod docs;
 mod event_list;
 mod event_path;
+mod funnel;
+mod funnel_rows;
 mod lifecycle_stage;
 mod one_id;
 mod retention;
@@ -26,6 +28,9 @@ mod session_rule;
 mod sessions;
 mod table_arg;
 mod window_funnel;
+mod window_funnel_detail;
+mod window_funnel_detail_exclude;
+mod window_funnel_exclude;
 
 use std::sync::Arc;
 
@@ -55,6 +60,9 @@ pub use sequence_next_node::SequenceNextNode;
 pub use session_number::SessionNumber;
 pub use sessions::Sessions;
 pub use window_funnel::WindowFunnel;
+pub use window_funnel_detail::WindowFunnelDetail;
+pub use window_funnel_detail_exclude::WindowFunnelDetailExclude;
+pub use window_funnel_exclude::WindowFunnelExclude;
 
 /// A table function with its name and user documentation.
 #[derive(Debug, Clone)]
@@ -106,6 +114,9 @@ pub fn all_functions() -> Functions {
             AggregateUDF::new_from_impl(EventPath::default()),
             AggregateUDF::new_from_impl(Attribution::default()),
             AggregateUDF::new_from_impl(SequenceNextNode::default()),
+            AggregateUDF::new_from_impl(WindowFunnelDetail::default()),
+            AggregateUDF::new_from_impl(WindowFunnelExclude::default()),
+            AggregateUDF::new_from_impl(WindowFunnelDetailExclude::default()),
         ],
         window: vec![WindowUDF::new_from_impl(SessionNumber::default())],
         table: vec![

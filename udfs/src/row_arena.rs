@@ -1,6 +1,7 @@
 //! The state of the aggregates that keep a group's rows with a value each
-//! (`event_path`, `attribution`, `sequence_next_node`): per row its time,
-//! up to 64 flags and the value's bytes. All groups' rows live in one arena (their bytes in one
+//! (`event_path`, `attribution`, `sequence_next_node`, the `window_funnel`
+//! variants): per row its time, up to 64 flags and the value's bytes, and per
+//! group whether any usable row was seen. All groups' rows live in one arena (their bytes in one
 //! buffer, no allocation per row) and are bucketed by group only when a
 //! result or a partial state is emitted. Partial states are the rows
 //! themselves, so merging is exact.
@@ -30,8 +31,8 @@ pub(crate) struct ArenaRow {
 pub(crate) struct RowArena {
     pub(crate) rows: Vec<ArenaRow>,
     pub(crate) bytes: Vec<u8>,
-    /// Groups seen so far.
-    groups: usize,
+    /// Per group so far: whether it had a usable row (kept or not).
+    seen: Vec<bool>,
 }
 
 /// Rows taken out of the arena, bucketed by group: group `g`'s rows are
@@ -41,6 +42,8 @@ pub(crate) struct Taken {
     pub(crate) rows: Vec<ArenaRow>,
     pub(crate) offsets: Vec<usize>,
     pub(crate) bytes: Vec<u8>,
+    /// Per group: whether it had a usable row.
+    pub(crate) seen: Vec<bool>,
 }
 
 impl Taken {
@@ -57,7 +60,15 @@ impl Taken {
 impl RowArena {
     /// Notes that there are `total` groups (some may have no row).
     pub(crate) fn groups(&mut self, total: usize) {
-        self.groups = self.groups.max(total);
+        if self.seen.len() < total {
+            self.seen.resize(total, false);
+        }
+    }
+
+    /// Notes a usable row of `group` that is not kept.
+    pub(crate) fn mark(&mut self, group: usize) {
+        self.groups(group + 1);
+        self.seen[group] = true;
     }
 
     pub(crate) fn push(
@@ -82,7 +93,7 @@ impl RowArena {
             flags,
         });
         self.bytes.extend_from_slice(value);
-        self.groups = self.groups.max(group as usize + 1);
+        self.mark(group as usize);
         Ok(())
     }
 
@@ -93,19 +104,23 @@ impl RowArena {
         values: &[ArrayRef],
         group_of: impl Fn(usize) -> usize,
     ) -> Result<()> {
-        let [ts, bytes, flags] = values else {
-            return internal_err!("{function} state has {} columns, expected 3", values.len());
+        let [ts, bytes, flags, seen] = values else {
+            return internal_err!("{function} state has {} columns, expected 4", values.len());
         };
-        let (ts, bytes, flags) = (
+        let (ts, bytes, flags, seen) = (
             ts.as_list::<i32>(),
             bytes.as_list::<i32>(),
             flags.as_list::<i32>(),
+            seen.as_boolean(),
         );
         let tv = ts.values().as_primitive::<Int64Type>();
         let bv = bytes.values().as_binary::<i32>();
         let fv = flags.values().as_primitive::<UInt64Type>();
         for i in 0..ts.len() {
-            self.groups = self.groups.max(group_of(i) + 1);
+            self.groups(group_of(i) + 1);
+            if seen.is_valid(i) && seen.value(i) {
+                self.mark(group_of(i));
+            }
             if ts.is_null(i) {
                 continue;
             }
@@ -120,10 +135,11 @@ impl RowArena {
     /// Removes the rows of the groups `emit_to` names.
     pub(crate) fn take(&mut self, emit_to: EmitTo) -> Taken {
         let n = match emit_to {
-            EmitTo::All => self.groups,
+            EmitTo::All => self.seen.len(),
             EmitTo::First(n) => n,
         };
-        self.groups -= n.min(self.groups);
+        self.groups(n);
+        let seen: Vec<bool> = self.seen.drain(..n).collect();
         let mut offsets = vec![0usize; n + 1];
         for r in self.rows.iter().filter(|r| (r.group as usize) < n) {
             offsets[r.group as usize + 1] += 1;
@@ -160,6 +176,7 @@ impl RowArena {
             rows: taken,
             offsets,
             bytes,
+            seen,
         }
     }
 
@@ -169,15 +186,16 @@ impl RowArena {
             rows: self.rows.clone(),
             offsets: vec![0, self.rows.len()],
             bytes: self.bytes.clone(),
+            seen: vec![self.seen.first().copied().unwrap_or(false)],
         }
     }
 
     pub(crate) fn size(&self) -> usize {
-        self.rows.capacity() * size_of::<ArenaRow>() + self.bytes.capacity()
+        self.rows.capacity() * size_of::<ArenaRow>() + self.bytes.capacity() + self.seen.capacity()
     }
 }
 
-/// The partial-state fields: the rows' times, values and flags.
+/// The partial-state fields: the rows' times, values and flags, and whether the group had a usable row.
 pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
     let list = |what: &str, t: DataType| -> FieldRef {
         Arc::new(Field::new(
@@ -190,6 +208,7 @@ pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
         list("ts", DataType::Int64),
         list("value", DataType::Binary),
         list("flags", DataType::UInt64),
+        Arc::new(Field::new(format!("{name}[seen]"), DataType::Boolean, true)),
     ]
 }
 
@@ -211,12 +230,14 @@ pub(crate) fn states(taken: &Taken) -> Vec<ArrayRef> {
         list(DataType::Int64, Arc::new(ts)),
         list(DataType::Binary, Arc::new(values)),
         list(DataType::UInt64, Arc::new(flags)),
+        Arc::new(BooleanArray::from(taken.seen.clone())),
     ]
 }
 
 /// An aggregate over a [`RowArena`]: which rows it keeps, and its result.
 pub(crate) trait ArenaAggregate: std::fmt::Debug + Send + Sync + 'static {
-    const NAME: &'static str;
+    /// The function's name, for errors.
+    fn name(&self) -> &'static str;
     /// Adds the usable rows of `values` (its arguments), row `i` to group `group_of(i)`.
     fn update(
         &self,
@@ -281,7 +302,8 @@ impl<F: ArenaAggregate> GroupsAccumulator for ArenaGroups<F> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.arena.groups(total_num_groups);
-        self.arena.merge(F::NAME, values, |i| group_indices[i])
+        self.arena
+            .merge(self.function.name(), values, |i| group_indices[i])
     }
 
     fn convert_to_state(
@@ -342,6 +364,6 @@ impl<F: ArenaAggregate> Accumulator for ArenaAccumulator<F> {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.arena.groups(1);
-        self.arena.merge(F::NAME, states, |_| 0)
+        self.arena.merge(self.function.name(), states, |_| 0)
     }
 }

@@ -207,7 +207,9 @@ impl NextNode {
 }
 
 impl ArenaAggregate for NextNode {
-    const NAME: &'static str = NAME;
+    fn name(&self) -> &'static str {
+        NAME
+    }
 
     /// Adds the rows of `values` with no NULL argument.
     fn update(
