@@ -17,7 +17,12 @@ const LEAD_QUERIES: &[&str] = &[
 ];
 /// Queries of the second family, where Audience must beat the fastest peer
 /// by 3× and stay within 1.5× of Q1's time (issue 20).
-const SECOND_FAMILY: &[&str] = &["q10_top_paths", "q11_sessions", "q12_attribution"];
+const SECOND_FAMILY: &[&str] = &[
+    "q10_top_paths",
+    "q11_sessions",
+    "q12_attribution",
+    "q13_time_to_convert",
+];
 /// Queries that must answer in under a second.
 const SUBSECOND_QUERIES: &[&str] = &[
     "q1_funnel",

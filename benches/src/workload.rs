@@ -102,6 +102,12 @@ pub(crate) const WORKLOAD: &[Query] = &[
         ["audience", "clickhouse", "duckdb", "datafusion"]
     ),
     query!(
+        "q13_time_to_convert",
+        "4-step funnel time to convert, members per hour",
+        None,
+        ["audience", "clickhouse", "duckdb", "datafusion"]
+    ),
+    query!(
         "t1_tag_segment",
         "segment of 5 tag conditions: bitmap index vs SQL",
         None,
@@ -215,9 +221,9 @@ mod tests {
             ids(&["f"]),
             ["f1_scan_funnel", "f2_scan_rfm", "f3_scan_gmv"]
         );
-        let err = select(&["q13".to_string()]).unwrap_err();
+        let err = select(&["q99".to_string()]).unwrap_err();
         assert!(
-            err.contains("unknown query 'q13'") && err.contains("q9_sequence_count"),
+            err.contains("unknown query 'q99'") && err.contains("q9_sequence_count"),
             "{err}"
         );
     }

@@ -31,9 +31,9 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "audience bench failed:\n{stderr}");
     for progress in [
-        "[1/16] q1_funnel: warm-up, answers checked",
-        "[1/16] q1_funnel: round 2/2",
-        "[16/16] f3_scan_gmv: audience ",
+        "[1/17] q1_funnel: warm-up, answers checked",
+        "[1/17] q1_funnel: round 2/2",
+        "[17/17] f3_scan_gmv: audience ",
     ] {
         assert!(stderr.contains(progress), "no {progress:?} in:\n{stderr}");
     }
@@ -91,6 +91,7 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
             "q10_top_paths",
             "q11_sessions",
             "q12_attribution",
+            "q13_time_to_convert",
             "t1_tag_segment",
             "f1_scan_funnel",
             "f2_scan_rfm",
@@ -127,7 +128,7 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
     assert!(svg.starts_with("<svg"));
     assert_eq!(
         svg.matches("<title>").count(),
-        16 * ENGINES.len(),
+        17 * ENGINES.len(),
         "one bar per query and engine"
     );
 
@@ -147,8 +148,8 @@ fn every_engine_agrees_on_every_query_and_the_reports_are_written() {
 
 #[test]
 fn unknown_queries_and_results_files_are_named() {
-    common::audience(&["bench", "--queries", "q13", "--engines", "audience"])
-        .user_error("unknown query 'q13'; the workload has q1_funnel");
+    common::audience(&["bench", "--queries", "q99", "--engines", "audience"])
+        .user_error("unknown query 'q99'; the workload has q1_funnel");
     common::audience(&["bench", "--compare", "missing-old.json", "missing-new.json"])
         .user_error("cannot read missing-old.json");
 }

@@ -73,6 +73,8 @@ pub(crate) struct Exclusion {
 /// bits and one bit per exclusion above them, in argument order.
 #[derive(Debug, Clone)]
 pub(crate) struct Funnel {
+    /// The function's name, for errors.
+    function: &'static str,
     window: i64,
     steps: usize,
     mode: Mode,
@@ -113,7 +115,7 @@ struct Chain {
 impl Funnel {
     /// From the constant arguments; `conditions` counts the steps and the exclusions.
     pub(crate) fn new(
-        function: &str,
+        function: &'static str,
         window: &ScalarValue,
         mode: &ScalarValue,
         pairs: Option<&ScalarValue>,
@@ -159,6 +161,7 @@ impl Funnel {
             }
         }
         Ok(Funnel {
+            function,
             window,
             steps,
             mode,
@@ -397,10 +400,11 @@ impl Funnel {
                         visits += prev.len();
                         if visits > MAX_CHAIN_VISITS {
                             return exec_err!(
-                                "window_funnel: strict_once would follow more than {MAX_CHAIN_VISITS} partial \
+                                "{}: strict_once would follow more than {MAX_CHAIN_VISITS} partial \
                                  funnels among the rows of one group at one timestamp (many rows \
                                  with equal timestamps, each matching several steps); use finer \
-                                 timestamps, fewer or more selective conditions, or drop strict_once"
+                                 timestamps, fewer or more selective conditions, or drop strict_once",
+                                self.function
                             );
                         }
                         let mut remaining = prev.len();
@@ -471,6 +475,7 @@ mod tests {
 
     fn funnel(window_s: i64, mode: &str, steps: usize) -> Funnel {
         Funnel {
+            function: "window_funnel",
             window: window_s * 1_000_000,
             steps,
             mode: Mode::parse("window_funnel", mode).unwrap_or_default(),

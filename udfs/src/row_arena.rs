@@ -1,10 +1,10 @@
 //! The state of the aggregates that keep a group's rows with a value each
 //! (`event_path`, `attribution`, `sequence_next_node`, the `window_funnel`
 //! variants): per row its time, up to 64 flags and the value's bytes, and per
-//! group whether any usable row was seen. All groups' rows live in one arena (their bytes in one
-//! buffer, no allocation per row) and are bucketed by group only when a
-//! result or a partial state is emitted. Partial states are the rows
-//! themselves, so merging is exact.
+//! group whether any usable row was seen. All groups' rows live in one arena
+//! (their bytes in one buffer, no allocation per row) and are bucketed by
+//! group only when a result or a partial state is emitted. Partial states are
+//! the rows themselves, so merging is exact.
 
 use std::sync::Arc;
 
@@ -65,7 +65,7 @@ impl RowArena {
         }
     }
 
-    /// Notes a usable row of `group` that is not kept.
+    /// Notes that `group` had a usable row (kept or not).
     pub(crate) fn mark(&mut self, group: usize) {
         self.groups(group + 1);
         self.seen[group] = true;
@@ -195,7 +195,8 @@ impl RowArena {
     }
 }
 
-/// The partial-state fields: the rows' times, values and flags, and whether the group had a usable row.
+/// The partial-state fields: the rows' times, values and flags, and whether
+/// the group had a usable row.
 pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
     let list = |what: &str, t: DataType| -> FieldRef {
         Arc::new(Field::new(
