@@ -147,6 +147,29 @@ impl RowArena {
         for g in 0..n {
             offsets[g + 1] += offsets[g];
         }
+        // Input in group order (member histories in member order) leaves the
+        // emitted groups' rows a prefix of the arena, already bucketed, and
+        // their bytes a prefix of the bytes (bytes follow the rows' order):
+        // both are drained in place, and the arena keeps its capacity.
+        let n32 = n as u32;
+        let prefix = offsets[n];
+        if self.rows[..prefix].iter().all(|r| r.group < n32)
+            && self.rows[..prefix].is_sorted_by_key(|r| r.group)
+        {
+            let cut = self.rows.get(prefix).map_or(self.bytes.len(), |r| r.from);
+            let rows = self.rows.drain(..prefix).collect();
+            let bytes = self.bytes.drain(..cut).collect();
+            for r in &mut self.rows {
+                r.from -= cut;
+                r.group -= n32;
+            }
+            return Taken {
+                rows,
+                offsets,
+                bytes,
+                seen,
+            };
+        }
         let empty = ArenaRow {
             ts: 0,
             from: 0,
@@ -366,5 +389,58 @@ impl<F: ArenaAggregate> Accumulator for ArenaAccumulator<F> {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.arena.groups(1);
         self.arena.merge(self.function.name(), states, |_| 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each taken group's values, in order.
+    fn values(taken: &Taken) -> Vec<Vec<String>> {
+        (0..taken.groups())
+            .map(|g| {
+                taken.rows[taken.offsets[g]..taken.offsets[g + 1]]
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(taken.value(r)).into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn take_buckets_by_group_whether_rows_arrive_in_group_order_or_not() {
+        for order in [[0, 0, 1, 2, 2, 3], [2, 0, 3, 1, 0, 2]] {
+            let mut arena = RowArena::default();
+            for (i, &g) in order.iter().enumerate() {
+                arena
+                    .push("f", g, i as i64, format!("g{g}r{i}").as_bytes(), 0)
+                    .unwrap();
+            }
+            arena.mark(5);
+            let first = arena.take(EmitTo::First(2));
+            let expect = |g: usize| -> Vec<String> {
+                order
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| **x == g)
+                    .map(|(i, _)| format!("g{g}r{i}"))
+                    .collect()
+            };
+            assert_eq!(values(&first), vec![expect(0), expect(1)], "{order:?}");
+            assert_eq!(first.seen, vec![true, true]);
+            // the rest are renumbered from 0 and keep their values
+            arena.push("f", 0, 9, b"g2r9", 0).unwrap();
+            let rest = arena.take(EmitTo::All);
+            let mut two = expect(2);
+            two.push("g2r9".into());
+            assert_eq!(
+                values(&rest),
+                vec![two, expect(3), vec![], vec![]],
+                "{order:?}"
+            );
+            assert_eq!(rest.seen, vec![true, true, false, true]);
+            assert!(arena.rows.is_empty() && arena.bytes.is_empty());
+        }
     }
 }
