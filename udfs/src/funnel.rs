@@ -252,69 +252,57 @@ impl Funnel {
         nodes.clear();
         let mut filled: u32 = 0;
         let mut started = false;
-        let mut i = 0;
-        'runs: while i < rows.len() {
-            let ts = rows[i].ts;
-            let run_start = i;
-            i += rows[i..].iter().take_while(|r| r.ts == ts).count();
-            let run = &rows[run_start..i];
+        'runs: for (run_start, run) in runs(rows) {
+            let ts = run[0].ts;
             if self.mode.order && started && run.iter().any(|r| r.mask & steps == 0) {
                 break;
             }
-            let union = run.iter().fold(0u32, |a, r| a | r.mask) & steps;
-            for k in BitIter(union) {
-                for (offset, _) in run
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.mask & (1 << k) != 0)
-                {
-                    let row = (run_start + offset) as u32;
-                    if k == 0 {
-                        first[0] = ts;
-                        last[0] = ts;
-                        started = true;
-                    } else if self.mode.deduplication && filled & (1 << k) != 0 {
-                        break 'runs;
-                    } else if self.mode.order && started && filled & (1 << (k - 1)) == 0 {
-                        if self.mode.reentry {
-                            continue;
-                        }
-                        break 'runs;
-                    } else if filled & (1 << (k - 1)) != 0 {
-                        let f = first[k - 1];
-                        let mut ok = ts <= f.saturating_add(self.window);
-                        if self.mode.increase {
-                            ok &= last[k - 1] < ts;
-                        }
-                        if ok && !self.exclusions.is_empty() {
-                            ok = !self.crosses(k, ts, &scratch.excluded, |step| {
-                                let mut at = node[k - 1];
-                                for _ in step..k - 1 {
-                                    at = nodes[at as usize].parent;
-                                }
-                                rows[nodes[at as usize].row as usize].ts
-                            });
-                        }
-                        if !ok {
-                            continue;
-                        }
-                        first[k] = f;
-                        last[k] = ts;
-                    } else {
+            for (k, row) in entries(run_start, run, steps) {
+                if k == 0 {
+                    first[0] = ts;
+                    last[0] = ts;
+                    started = true;
+                } else if self.mode.deduplication && filled & (1 << k) != 0 {
+                    break 'runs;
+                } else if self.mode.order && started && filled & (1 << (k - 1)) == 0 {
+                    if self.mode.reentry {
                         continue;
                     }
-                    filled |= 1 << k;
-                    if CHAIN {
-                        let parent = if k == 0 { NONE } else { node[k - 1] };
-                        nodes.push(Node { row, parent });
-                        node[k] = (nodes.len() - 1) as u32;
+                    break 'runs;
+                } else if filled & (1 << (k - 1)) != 0 {
+                    let f = first[k - 1];
+                    let mut ok = ts <= f.saturating_add(self.window);
+                    if self.mode.increase {
+                        ok &= last[k - 1] < ts;
                     }
-                    if k + 1 > reached.level {
-                        reached.level = k + 1;
-                        best = node[k];
-                        if k + 1 == n {
-                            break 'runs;
-                        }
+                    if ok && !self.exclusions.is_empty() {
+                        ok = !self.crosses(k, ts, &scratch.excluded, |step| {
+                            let mut at = node[k - 1];
+                            for _ in step..k - 1 {
+                                at = nodes[at as usize].parent;
+                            }
+                            rows[nodes[at as usize].row as usize].ts
+                        });
+                    }
+                    if !ok {
+                        continue;
+                    }
+                    first[k] = f;
+                    last[k] = ts;
+                } else {
+                    continue;
+                }
+                filled |= 1 << k;
+                if CHAIN {
+                    let parent = if k == 0 { NONE } else { node[k - 1] };
+                    nodes.push(Node { row, parent });
+                    node[k] = (nodes.len() - 1) as u32;
+                }
+                if k + 1 > reached.level {
+                    reached.level = k + 1;
+                    best = node[k];
+                    if k + 1 == n {
+                        break 'runs;
                     }
                 }
             }
@@ -349,13 +337,9 @@ impl Funnel {
         let excluded = &scratch.excluded;
         let mut levels: Vec<Vec<Chain>> = vec![Vec::new(); n];
         let mut started = false;
-        let mut i = 0;
-        'runs: while i < rows.len() {
-            let ts = rows[i].ts;
-            let run_start = i;
-            i += rows[i..].iter().take_while(|r| r.ts == ts).count();
-            let run = &rows[run_start..i];
-            if self.mode.order && run.iter().any(|r| r.mask & steps == 0) && started {
+        'runs: for (run_start, run) in runs(rows) {
+            let ts = run[0].ts;
+            if self.mode.order && started && run.iter().any(|r| r.mask & steps == 0) {
                 break;
             }
             for level in levels.iter_mut().filter(|l| l.len() > 1) {
@@ -365,81 +349,72 @@ impl Funnel {
                 }
             }
             let mut visits = 0usize;
-            let union = run.iter().fold(0u32, |a, r| a | r.mask) & steps;
-            for k in BitIter(union) {
-                for (offset, _) in run
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.mask & (1 << k) != 0)
-                {
-                    let row = (run_start + offset) as u32;
-                    if k == 0 {
-                        let mut chain = Chain {
-                            first: ts,
-                            last: ts,
-                            rows: [u32::MAX; MAX_CONDITIONS],
-                        };
-                        chain.rows[0] = row;
-                        levels[0].push(chain);
-                        started = true;
-                        if reached.level == 0 {
-                            reached.level = 1;
-                            reached.chain = chain.rows;
-                        }
-                    } else if self.mode.deduplication && !levels[k].is_empty() {
-                        break 'runs;
-                    } else if self.mode.order && started && levels[k - 1].is_empty() {
-                        if self.mode.reentry {
+            for (k, row) in entries(run_start, run, steps) {
+                if k == 0 {
+                    let mut chain = Chain {
+                        first: ts,
+                        last: ts,
+                        rows: [u32::MAX; MAX_CONDITIONS],
+                    };
+                    chain.rows[0] = row;
+                    levels[0].push(chain);
+                    started = true;
+                    if reached.level == 0 {
+                        reached.level = 1;
+                        reached.chain = chain.rows;
+                    }
+                } else if self.mode.deduplication && !levels[k].is_empty() {
+                    break 'runs;
+                } else if self.mode.order && started && levels[k - 1].is_empty() {
+                    if self.mode.reentry {
+                        continue;
+                    }
+                    break 'runs;
+                } else if !levels[k - 1].is_empty() {
+                    let (lower, upper) = levels.split_at_mut(k);
+                    let prev = &mut lower[k - 1];
+                    let next = &mut upper[0];
+                    visits += prev.len();
+                    if visits > MAX_CHAIN_VISITS {
+                        return exec_err!(
+                            "{}: strict_once would follow more than {MAX_CHAIN_VISITS} partial \
+                             funnels among the rows of one group at one timestamp (many rows \
+                             with equal timestamps, each matching several steps); use finer \
+                             timestamps, fewer or more selective conditions, or drop strict_once",
+                            self.function
+                        );
+                    }
+                    let mut remaining = prev.len();
+                    let mut kept = 0;
+                    for r in 0..prev.len() {
+                        let chain = prev[r];
+                        let in_window = ts <= chain.first.saturating_add(self.window);
+                        if !in_window && remaining > 1 {
+                            remaining -= 1;
                             continue;
                         }
-                        break 'runs;
-                    } else if !levels[k - 1].is_empty() {
-                        let (lower, upper) = levels.split_at_mut(k);
-                        let prev = &mut lower[k - 1];
-                        let next = &mut upper[0];
-                        visits += prev.len();
-                        if visits > MAX_CHAIN_VISITS {
-                            return exec_err!(
-                                "{}: strict_once would follow more than {MAX_CHAIN_VISITS} partial \
-                                 funnels among the rows of one group at one timestamp (many rows \
-                                 with equal timestamps, each matching several steps); use finer \
-                                 timestamps, fewer or more selective conditions, or drop strict_once",
-                                self.function
-                            );
-                        }
-                        let mut remaining = prev.len();
-                        let mut kept = 0;
-                        for r in 0..prev.len() {
-                            let chain = prev[r];
-                            let in_window = ts <= chain.first.saturating_add(self.window);
-                            if !in_window && remaining > 1 {
-                                remaining -= 1;
-                                continue;
-                            }
-                            prev[kept] = chain;
-                            kept += 1;
-                            let fits = in_window
-                                && !chain.rows[..k].contains(&row)
-                                && (!self.mode.increase || chain.last < ts)
-                                && (self.exclusions.is_empty()
-                                    || !self.crosses(k, ts, excluded, |s| {
-                                        rows[chain.rows[s] as usize].ts
-                                    }));
-                            if fits {
-                                let mut extended = Chain { last: ts, ..chain };
-                                extended.rows[k] = row;
-                                next.push(extended);
-                                if reached.level == k {
-                                    reached.level = k + 1;
-                                    reached.chain = extended.rows;
-                                    if k + 1 == n {
-                                        break 'runs;
-                                    }
+                        prev[kept] = chain;
+                        kept += 1;
+                        let fits = in_window
+                            && !chain.rows[..k].contains(&row)
+                            && (!self.mode.increase || chain.last < ts)
+                            && (self.exclusions.is_empty()
+                                || !self
+                                    .crosses(k, ts, excluded, |s| rows[chain.rows[s] as usize].ts));
+                        if fits {
+                            let mut extended = Chain { last: ts, ..chain };
+                            extended.rows[k] = row;
+                            next.push(extended);
+                            if reached.level == k {
+                                reached.level = k + 1;
+                                reached.chain = extended.rows;
+                                if k + 1 == n {
+                                    break 'runs;
                                 }
                             }
                         }
-                        prev.truncate(kept);
                     }
+                    prev.truncate(kept);
                 }
             }
         }
@@ -451,6 +426,30 @@ impl Funnel {
 fn between(times: &[i64], after: i64, before: i64) -> bool {
     let p = times.partition_point(|&t| t <= after);
     p < times.len() && times[p] < before
+}
+
+/// The runs of equal timestamps of `rows` (sorted by ts): `(index of the
+/// run's first row, the run)`.
+fn runs(rows: &[Event]) -> impl Iterator<Item = (usize, &[Event])> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i;
+        let ts = rows.get(i)?.ts;
+        i += rows[i..].iter().take_while(|r| r.ts == ts).count();
+        Some((start, &rows[start..i]))
+    })
+}
+
+/// A run's entries in the pass's order, by step then row: `(step k
+/// (0-based), row index)` for every step condition true on a row.
+fn entries(run_start: usize, run: &[Event], steps: u32) -> impl Iterator<Item = (usize, u32)> {
+    let union = run.iter().fold(0u32, |a, r| a | r.mask) & steps;
+    BitIter(union).flat_map(move |k| {
+        run.iter()
+            .enumerate()
+            .filter(move |(_, r)| r.mask & (1 << k) != 0)
+            .map(move |(offset, _)| (k, (run_start + offset) as u32))
+    })
 }
 
 /// The set bits of a mask, lowest first.
