@@ -163,6 +163,14 @@ pub(crate) fn is_time(t: &DataType) -> bool {
     )
 }
 
+/// The time zone of a `ts` type, which timestamps computed from it keep.
+pub(crate) fn time_zone(ts: &DataType) -> Option<Arc<str>> {
+    match ts {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    }
+}
+
 /// Checks the timestamp and condition types of a behavioral aggregate.
 pub(crate) fn check_time_and_conditions(
     function: &str,

@@ -20,11 +20,13 @@ use datafusion::logical_expr::{Accumulator, Expr, GroupsAccumulator};
 
 use crate::args::{
     check_time_and_conditions, condition_masks, logical_constant, micros, passes_filter,
-    physical_constant,
+    physical_constant, time_zone,
 };
 use crate::event_list::Event;
 use crate::funnel::{Funnel, MODE, PAIRS, Scratch, WINDOW};
-use crate::row_arena::{ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken};
+use crate::row_arena::{
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, value_type,
+};
 
 /// A variant: its name, whether it takes exclusion `pairs` (after `mode`)
 /// and whether it takes `prop` and returns the detail (after `ts`).
@@ -174,19 +176,6 @@ impl Variant {
             self.funnel([constant(0), constant(1), pairs], conditions)?;
             Ok(Expr::AggregateFunction(function))
         })
-    }
-}
-
-/// The values' type `prop` keeps: a dictionary's values.
-fn value_type(t: &DataType) -> DataType {
-    crate::row_arena::value_type(t)
-}
-
-/// The time zone of `ts`, which the steps' timestamps keep.
-fn time_zone(ts: &DataType) -> Option<Arc<str>> {
-    match ts {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
     }
 }
 

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{logical_constant, physical_constant};
+use crate::args::{logical_constant, physical_constant, time_zone};
 use crate::event_list::{Event, EventAccumulator, EventGroups, EventsFinish, state_fields};
 use crate::session_rule::{DURATION, SessionRule};
 
@@ -62,14 +62,6 @@ impl Default for Sessions {
         Sessions {
             signature: Signature::variadic_any(Volatility::Immutable),
         }
-    }
-}
-
-/// The time zone of `ts`, which the sessions' timestamps keep.
-fn time_zone(ts: &DataType) -> Option<Arc<str>> {
-    match ts {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
     }
 }
 
