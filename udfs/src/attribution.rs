@@ -13,7 +13,6 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, StructArray, new_null_array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -327,9 +326,11 @@ struct Attributor {
 
 impl Attributor {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
-        let touch = value_type(&args.exprs[2].data_type(args.schema)?);
-        let converter = RowConverter::new(vec![SortField::new(touch.clone())])?;
-        let null = converter.convert_columns(&[new_null_array(&touch, 1)])?;
+        // a dictionary is encoded through its values once, and decoded as them
+        let input = args.exprs[2].data_type(args.schema)?;
+        let touch = value_type(&input);
+        let converter = RowConverter::new(vec![SortField::new(input.clone())])?;
+        let null = converter.convert_columns(&[new_null_array(&input, 1)])?;
         Ok(Attributor {
             rule: Rule::from_physical(args)?,
             null_touch: null.row(0).as_ref().to_vec(),
@@ -353,8 +354,8 @@ impl ArenaAggregate for Attributor {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[1])?;
-        let touches = cast(&values[2], &self.touch)?;
-        let bytes = self.converter.convert_columns(&[Arc::clone(&touches)])?;
+        let bytes = self.converter.convert_columns(&[Arc::clone(&values[2])])?;
+        let touches = values[2].logical_nulls();
         let conversion = match values[3].data_type() {
             DataType::Boolean => values[3].as_boolean().clone(),
             DataType::Null => BooleanArray::new_null(ts.len()),
@@ -365,7 +366,7 @@ impl ArenaAggregate for Attributor {
                 continue;
             }
             let mut flags = 0;
-            if touches.is_valid(i) {
+            if touches.as_ref().is_none_or(|n| n.is_valid(i)) {
                 flags |= TOUCH;
             }
             if conversion.is_valid(i) && conversion.value(i) {

@@ -11,7 +11,6 @@ use datafusion::arrow::array::{
     new_empty_array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, plan_err};
@@ -135,9 +134,11 @@ impl Variant {
         let funnel = self.physical_funnel(args)?;
         let ts = args.exprs[self.ts()].data_type(args.schema)?;
         let prop = if self.detail {
-            let t = value_type(&args.exprs[self.prop()].data_type(args.schema)?);
+            // a dictionary is encoded through its values once, and decoded as them
+            let input = args.exprs[self.prop()].data_type(args.schema)?;
+            let t = value_type(&input);
             Some(Prop {
-                converter: RowConverter::new(vec![SortField::new(t.clone())])?,
+                converter: RowConverter::new(vec![SortField::new(input)])?,
                 fields: detail_fields(&ts, &t),
                 value_type: t,
             })
@@ -226,10 +227,10 @@ impl ArenaAggregate for FunnelRows {
             condition_masks(&values[self.variant.first_condition()..], ts.len())?;
         let nulls = NullBuffer::union(ts_nulls.as_ref(), condition_nulls.as_ref());
         let props = match &self.prop {
-            Some(p) => {
-                let values = cast(&values[self.variant.prop()], &p.value_type)?;
-                Some(p.converter.convert_columns(&[values])?)
-            }
+            Some(p) => Some(
+                p.converter
+                    .convert_columns(&[Arc::clone(&values[self.variant.prop()])])?,
+            ),
             None => None,
         };
         for i in 0..ts.len() {

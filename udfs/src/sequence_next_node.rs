@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, new_null_array};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, plan_err};
@@ -197,10 +196,12 @@ struct NextNode {
 
 impl NextNode {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
-        let value_type = value_type(&args.exprs[3].data_type(args.schema)?);
+        // a dictionary is encoded through its values once, and decoded as them
+        let input = args.exprs[3].data_type(args.schema)?;
+        let value_type = value_type(&input);
         Ok(NextNode {
             rule: Rule::from_physical(args)?,
-            converter: RowConverter::new(vec![SortField::new(value_type.clone())])?,
+            converter: RowConverter::new(vec![SortField::new(input)])?,
             value_type,
         })
     }
@@ -220,8 +221,8 @@ impl ArenaAggregate for NextNode {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[2])?;
-        let events = cast(&values[3], &self.value_type)?;
-        let bytes = self.converter.convert_columns(&[Arc::clone(&events)])?;
+        let bytes = self.converter.convert_columns(&[Arc::clone(&values[3])])?;
+        let events = values[3].logical_nulls();
         let mut conditions = Vec::with_capacity(values.len() - 4);
         for (k, c) in values[4..].iter().enumerate() {
             match c.data_type() {
@@ -238,7 +239,7 @@ impl ArenaAggregate for NextNode {
         }
         for i in 0..ts.len() {
             let usable = ts_nulls.as_ref().is_none_or(|n| n.is_valid(i))
-                && events.is_valid(i)
+                && events.as_ref().is_none_or(|n| n.is_valid(i))
                 && conditions.iter().all(|c| c.is_valid(i))
                 && passes_filter(filter, i);
             if !usable {
