@@ -59,7 +59,13 @@ fn add_ids(
         if let Some(id) = id
             && passes_filter(filter, i)
         {
-            sets[set_of(i)].insert(element(NAME, id)?);
+            let (set, id) = (&mut sets[set_of(i)], element(NAME, id)?);
+            // Ids arrive in member order on the member-range layout: appending
+            // past the maximum (or repeating it) is O(1), a search only for an
+            // id out of order.
+            if set.try_push(id).is_err() && set.max() != Some(id) {
+                set.insert(id);
+            }
         }
     }
     Ok(())
