@@ -318,7 +318,16 @@ impl Engine {
                 }
                 Ok(self.ctx.read_batches(batches)?)
             }
-            plan => Ok(DataFrame::new(state, plan)),
+            plan => {
+                // Optimising checks our functions' constant arguments (their
+                // `simplify`): a bad one is an error now, while the statement is
+                // planned, not at its first row. A plan with `$n` parameters
+                // is checked when it runs with its values.
+                if plan.get_parameter_types()?.is_empty() {
+                    state.optimize(&plan)?;
+                }
+                Ok(DataFrame::new(state, plan))
+            }
         }
     }
 }
