@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{HashMap, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
@@ -285,22 +285,15 @@ fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Result<C
         }
         rule.share(from, to, &mut shares, &touches, rows);
     }
-    // the touch values that got credit
-    let mut order: Vec<(usize, f64)> = shares
-        .credits()
-        .enumerate()
-        .filter(|(_, (_, got))| *got)
-        .map(|(t, (credit, _))| (touches[t], credit))
-        .collect();
-    order.sort_by(|a, b| value(&rows[a.0]).cmp(value(&rows[b.0])));
-    let mut out: Credits<'a> = Vec::new();
-    for (i, credit) in order {
-        let v = value(&rows[i]);
-        match out.last_mut() {
-            Some((Some(last), sum)) if *last == v => *sum += credit,
-            _ => out.push((Some(v), credit)),
+    // each touch value's credit, summed in time order; then the values sorted
+    let mut sums: HashMap<&'a [u8], f64> = HashMap::new();
+    for (t, (credit, got)) in shares.credits().enumerate() {
+        if got {
+            *sums.entry(value(&rows[touches[t]])).or_default() += credit;
         }
     }
+    let mut out: Credits<'a> = sums.into_iter().map(|(v, c)| (Some(v), c)).collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if no_touch > 0.0 {
         out.push((None, no_touch));
     }
