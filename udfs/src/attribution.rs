@@ -31,7 +31,7 @@ use crate::args::{
 };
 use crate::row_arena::{
     ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
-    value_type,
+    value_converter, value_type,
 };
 
 const NAME: &str = "attribution";
@@ -319,10 +319,8 @@ struct Attributor {
 
 impl Attributor {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
-        // a dictionary is encoded through its values once, and decoded as them
         let input = args.exprs[2].data_type(args.schema)?;
-        let touch = value_type(&input);
-        let converter = RowConverter::new(vec![SortField::new(input.clone())])?;
+        let (converter, touch) = value_converter(&input)?;
         let null = converter.convert_columns(&[new_null_array(&input, 1)])?;
         Ok(Attributor {
             rule: Rule::from_physical(args)?,

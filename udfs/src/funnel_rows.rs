@@ -24,7 +24,8 @@ use crate::args::{
 use crate::event_list::Event;
 use crate::funnel::{Funnel, MODE, PAIRS, Scratch, WINDOW};
 use crate::row_arena::{
-    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, value_type,
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, value_converter,
+    value_type,
 };
 
 /// A variant: its name, whether it takes exclusion `pairs` (after `mode`)
@@ -134,11 +135,9 @@ impl Variant {
         let funnel = self.physical_funnel(args)?;
         let ts = args.exprs[self.ts()].data_type(args.schema)?;
         let prop = if self.detail {
-            // a dictionary is encoded through its values once, and decoded as them
-            let input = args.exprs[self.prop()].data_type(args.schema)?;
-            let t = value_type(&input);
+            let (converter, t) = value_converter(&args.exprs[self.prop()].data_type(args.schema)?)?;
             Some(Prop {
-                converter: RowConverter::new(vec![SortField::new(input)])?,
+                converter,
                 fields: detail_fields(&ts, &t),
                 value_type: t,
             })

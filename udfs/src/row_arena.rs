@@ -13,6 +13,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, exec_err, internal_err};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
@@ -280,6 +281,14 @@ pub(crate) fn value_type(t: &DataType) -> DataType {
         DataType::Dictionary(_, values) => values.as_ref().clone(),
         other => other.clone(),
     }
+}
+
+/// The converter of an argument of type `input` to the arena's value bytes,
+/// and the type they decode to: a dictionary is encoded through its values
+/// once (no cast per batch) and decoded as them.
+pub(crate) fn value_converter(input: &DataType) -> Result<(RowConverter, DataType)> {
+    let converter = RowConverter::new(vec![SortField::new(input.clone())])?;
+    Ok((converter, value_type(input)))
 }
 
 /// [`GroupsAccumulator`] of an [`ArenaAggregate`].

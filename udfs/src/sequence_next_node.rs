@@ -29,7 +29,7 @@ use crate::args::{
 };
 use crate::row_arena::{
     ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
-    value_type,
+    value_converter, value_type,
 };
 
 const NAME: &str = "sequence_next_node";
@@ -196,12 +196,10 @@ struct NextNode {
 
 impl NextNode {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
-        // a dictionary is encoded through its values once, and decoded as them
-        let input = args.exprs[3].data_type(args.schema)?;
-        let value_type = value_type(&input);
+        let (converter, value_type) = value_converter(&args.exprs[3].data_type(args.schema)?)?;
         Ok(NextNode {
             rule: Rule::from_physical(args)?,
-            converter: RowConverter::new(vec![SortField::new(input)])?,
+            converter,
             value_type,
         })
     }
