@@ -154,9 +154,8 @@ impl RowArena {
         // both are drained in place, and the arena keeps its capacity.
         let n32 = n as u32;
         let prefix = offsets[n];
-        if self.rows[..prefix].iter().all(|r| r.group < n32)
-            && self.rows[..prefix].is_sorted_by_key(|r| r.group)
-        {
+        let head = &self.rows[..prefix];
+        if head.is_sorted_by_key(|r| r.group) && head.last().is_none_or(|r| r.group < n32) {
             let cut = self.rows.get(prefix).map_or(self.bytes.len(), |r| r.from);
             let rows = self.rows.drain(..prefix).collect();
             let bytes = self.bytes.drain(..cut).collect();
@@ -419,7 +418,8 @@ mod tests {
 
     #[test]
     fn take_buckets_by_group_whether_rows_arrive_in_group_order_or_not() {
-        for order in [[0, 0, 1, 2, 2, 3], [2, 0, 3, 1, 0, 2]] {
+        // in group order; in none; sorted up to the cut but with a later group in it
+        for order in [[0, 0, 1, 2, 2, 3], [2, 0, 3, 1, 0, 2], [0, 0, 2, 1, 3, 2]] {
             let mut arena = RowArena::default();
             for (i, &g) in order.iter().enumerate() {
                 arena
