@@ -8,6 +8,7 @@ mod cluster;
 mod compact;
 mod config;
 mod conform;
+mod date_cast;
 mod delta_tables;
 mod duration;
 mod error;

@@ -12,6 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_table};
+use crate::date_cast::FastDateCasts;
 use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
 use crate::in_list_guard::GuardInListPairs;
@@ -57,8 +58,9 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// member-range rule (it must declare partitioning before distribution is
 /// enforced). When `in_process` (a plan that travels to Ballista cannot carry
 /// their nodes), also: yield points and the fence that names the file of a
-/// failed read after the physical rules, and the guard that keeps DataFusion
-/// from merging `IN` lists wrongly among the analyzer rules.
+/// failed read after the physical rules, the guard that keeps DataFusion from
+/// merging `IN` lists wrongly among the analyzer rules, and the faster
+/// `CAST(ts AS DATE)` after the optimizer's rules.
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
@@ -81,7 +83,9 @@ pub(crate) fn context_with(
         .with_runtime_env(runtime)
         .with_physical_optimizer_rules(rules);
     if in_process {
-        state = state.with_analyzer_rule(Arc::new(GuardInListPairs::default()));
+        state = state
+            .with_analyzer_rule(Arc::new(GuardInListPairs::default()))
+            .with_optimizer_rule(Arc::new(FastDateCasts::default()));
     }
     let state = state.build();
     let ctx = SessionContext::new_with_state(state);
