@@ -18,6 +18,7 @@ mod failpoints;
 mod file_reads;
 mod file_scans;
 mod in_list_guard;
+mod join_build_once;
 mod leftovers;
 mod load;
 mod member_ranges;

@@ -16,6 +16,7 @@ use crate::date_cast::FastDateCasts;
 use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
 use crate::in_list_guard::GuardInListPairs;
+use crate::join_build_once::BuildJoinsOnce;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::scan_checks::CheckScanFiles;
@@ -57,10 +58,11 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
 /// enforced). When `in_process` (a plan that travels to Ballista cannot carry
-/// their nodes), also: yield points and the fence that names the file of a
-/// failed read after the physical rules, the guard that keeps DataFusion from
-/// merging `IN` lists wrongly among the analyzer rules, and the faster
-/// `CAST(ts AS DATE)` after the optimizer's rules.
+/// their nodes), also: nested loop joins that build once, yield points and the
+/// fence that names the file of a failed read after the physical rules, the
+/// guard that keeps DataFusion from merging `IN` lists wrongly among the
+/// analyzer rules, and the faster `CAST(ts AS DATE)` after the optimizer's
+/// rules.
 pub(crate) fn context_with(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
@@ -74,6 +76,7 @@ pub(crate) fn context_with(
     ];
     rules.extend(PhysicalOptimizer::new().rules);
     if in_process {
+        rules.push(Arc::new(BuildJoinsOnce));
         rules.push(Arc::new(InsertYieldPoints));
         rules.push(Arc::new(FenceFileReads));
     }

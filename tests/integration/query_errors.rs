@@ -89,6 +89,24 @@ fn a_query_over_the_memory_limit_fails_cleanly() {
     );
 }
 
+/// DataFusion's nested loop join, out of memory for its build side, runs that
+/// side again to spill it, and a second run through a repartition panicked
+/// ("partition not used yet"); now a resources-exhausted error
+/// (engine/src/join_build_once.rs).
+#[test]
+fn a_join_without_equality_keys_over_the_memory_limit_fails_cleanly() {
+    let grouped = |c: &str| {
+        format!("SELECT value % 2000000 AS {c} FROM generate_series(1, 2000000) GROUP BY 1")
+    };
+    let sql = format!(
+        "WITH a AS ({}), b AS ({}) SELECT count(*) FROM a JOIN b ON a.v < b.w AND a.v + 2 > b.w",
+        grouped("v"),
+        grouped("w")
+    );
+    audience(&["query", "--memory-limit", "16MiB", &sql])
+        .user_error("the build side of a nested loop join");
+}
+
 #[test]
 fn no_sql_at_all() {
     audience(&["query", ""]).user_error("no SQL statement");
