@@ -25,6 +25,7 @@ mod member_ranges;
 mod memory;
 mod parquet_guard;
 mod range_merge;
+mod repartition_buffers;
 mod scan_checks;
 mod session;
 mod spill;

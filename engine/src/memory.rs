@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 
 use crate::error::EngineError;
+use crate::repartition_buffers::GrantRepartitionBuffers;
 
 /// Bytes for a limit written as `"8GB"`, `"512MiB"`, `"1024"` (bytes) or `"75%"` of
 /// `total_memory`. `"0"` and `"unlimited"` mean no limit (`None`).
@@ -66,11 +67,13 @@ pub fn total_memory() -> u64 {
         .unwrap_or(8 << 30)
 }
 
-/// A pool of `bytes` that spilling operators share fairly, and that names the
-/// largest consumers when a query is refused.
+/// A pool of `bytes` that spilling operators share fairly, that names the
+/// largest consumers when a query is refused, and that grants repartitions'
+/// buffers (see `repartition_buffers`).
 pub(crate) fn memory_pool(bytes: usize) -> Arc<dyn MemoryPool> {
     let top = NonZeroUsize::MIN.saturating_add(4);
-    Arc::new(TrackConsumersPool::new(FairSpillPool::new(bytes), top))
+    let fair = TrackConsumersPool::new(FairSpillPool::new(bytes), top);
+    Arc::new(GrantRepartitionBuffers(fair))
 }
 
 #[cfg(test)]
