@@ -90,6 +90,7 @@ fn describe(e: &DataFusionError) -> String {
         }
         _ => e.to_string(),
     };
+    let mut hint = "";
     if is_spill_limit_error(&msg) {
         // DataFusion's message names its own setting, which Audience users do not set
         let limit = msg
@@ -103,18 +104,46 @@ fn describe(e: &DataFusionError) -> String {
              memory limit, or narrow the query"
         );
     } else if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
-        msg.push_str(
-            "\nhint: the query needs more memory than engine.memory_limit allows; raise the limit \
-             (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query",
-        );
+        hint = "\nhint: the query needs more memory than engine.memory_limit allows; raise the \
+                limit (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query";
     }
-    if msg.len() > 2000 {
-        let cut = (0..=2000)
+    // the hint survives the cap (the pool's message lists its consumers at length)
+    let cap = 2000 - hint.len();
+    if msg.len() > cap {
+        let cut = (0..=cap)
             .rev()
             .find(|&i| msg.is_char_boundary(i))
             .unwrap_or(0);
         msg.truncate(cut);
         msg.push('…');
     }
+    msg.push_str(hint);
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_resources_exhausted_message_keeps_its_hint() {
+        let consumers = "GroupedHashAggregateStream[0] (window_funnel(…)) ".repeat(100);
+        let e = DataFusionError::ResourcesExhausted(format!(
+            "Additional allocation failed: {consumers}"
+        ));
+        let msg = describe(&e);
+        assert!(
+            msg.chars().count() <= 2001,
+            "{} characters",
+            msg.chars().count()
+        );
+        assert!(
+            msg.starts_with("Resources exhausted: Additional allocation failed"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("…\nhint: ") && msg.contains("engine.memory_limit"),
+            "{msg}"
+        );
+    }
 }
