@@ -22,7 +22,7 @@ SELECT channel,
        count(DISTINCT member_id) AS members,
        round(avg(events), 2) AS events_per_session,
        round(median(minutes), 1) AS median_minutes,
-       round(approx_percentile_cont(minutes, 0.9), 1) AS p90_minutes
+       round(percentile_cont(0.9) WITHIN GROUP (ORDER BY minutes), 1) AS p90_minutes
 FROM sessions
 GROUP BY channel
 ORDER BY sessions DESC;
