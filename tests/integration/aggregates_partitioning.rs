@@ -130,7 +130,7 @@ async fn same_answer_at_any_partitioning_and_batch_size() {
 /// `engine.memory_limit` — never a different answer. The pools are {unlimited,
 /// 1 GiB, 128 MiB} over scale s in the full run; in CI, over the sample (a few
 /// MB), {unlimited, 128 MiB, 4 MiB}, so that the smallest pool presses. (Each
-/// sort reserves 10 MB a partition up front, so 128 MiB can refuse at 16.)
+/// sort reserves 10 MB a partition up front, so 128 MiB can refuse at 7 or 16.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m3_same_answers_under_every_pool_partitioning_and_batch_size() {
     let data = match std::env::var_os("AUDIENCE_RELIABILITY_DATA") {

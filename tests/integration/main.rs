@@ -21,6 +21,7 @@ mod member_ranges;
 mod memory_limits;
 mod object_storage;
 mod oracles;
+mod pool_honesty;
 mod protocol_abuse;
 mod query_cli;
 mod query_errors;
@@ -28,3 +29,7 @@ mod sql_files;
 mod table_loads;
 mod table_maintenance;
 mod vanishing_clients;
+
+/// Counts live heap bytes for `pool_honesty` (reliability M5).
+#[global_allocator]
+static ALLOCATOR: common::counting_alloc::Counting = common::counting_alloc::Counting;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod counting_alloc;
 pub mod fault_proxy;
 pub mod reliability;
 pub mod seaweed;
