@@ -30,8 +30,8 @@ use crate::args::{
     string_constant,
 };
 use crate::row_arena::{
-    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
-    value_converter, value_type,
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, ValueRows,
+    state_fields, value_converter, value_type,
 };
 
 const NAME: &str = "attribution";
@@ -321,7 +321,7 @@ impl Attributor {
     fn new(args: &AccumulatorArgs) -> Result<Self> {
         let input = args.exprs[2].data_type(args.schema)?;
         let (converter, touch) = value_converter(&input)?;
-        let null = converter.convert_columns(&[new_null_array(&input, 1)])?;
+        let null = converter.convert_columns(&[new_null_array(&touch, 1)])?;
         Ok(Attributor {
             rule: Rule::from_physical(args)?,
             null_touch: null.row(0).as_ref().to_vec(),
@@ -345,7 +345,7 @@ impl ArenaAggregate for Attributor {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[1])?;
-        let bytes = self.converter.convert_columns(&[Arc::clone(&values[2])])?;
+        let bytes = ValueRows::encode(&self.converter, &values[2])?;
         let touches = values[2].logical_nulls();
         let conversion = match values[3].data_type() {
             DataType::Boolean => values[3].as_boolean().clone(),
@@ -364,7 +364,7 @@ impl ArenaAggregate for Attributor {
                 flags |= CONVERSION;
             }
             if flags != 0 {
-                arena.push(NAME, group_of(i), ts[i], bytes.row(i).as_ref(), flags)?;
+                arena.push(NAME, group_of(i), ts[i], bytes.row(i), flags)?;
             }
         }
         Ok(())

@@ -24,8 +24,8 @@ use crate::args::{
 use crate::event_list::Event;
 use crate::funnel::{Funnel, MODE, PAIRS, Scratch, WINDOW};
 use crate::row_arena::{
-    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, value_converter,
-    value_type,
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, ValueRows,
+    value_converter, value_type,
 };
 
 /// A variant: its name, whether it takes exclusion `pairs` (after `mode`)
@@ -226,10 +226,10 @@ impl ArenaAggregate for FunnelRows {
             condition_masks(&values[self.variant.first_condition()..], ts.len())?;
         let nulls = NullBuffer::union(ts_nulls.as_ref(), condition_nulls.as_ref());
         let props = match &self.prop {
-            Some(p) => Some(
-                p.converter
-                    .convert_columns(&[Arc::clone(&values[self.variant.prop()])])?,
-            ),
+            Some(p) => Some(ValueRows::encode(
+                &p.converter,
+                &values[self.variant.prop()],
+            )?),
             None => None,
         };
         for i in 0..ts.len() {
@@ -237,7 +237,7 @@ impl ArenaAggregate for FunnelRows {
                 continue;
             }
             if self.funnel.keep(masks[i]) {
-                let value = props.as_ref().map_or(&[][..], |p| p.row(i).data());
+                let value = props.as_ref().map_or(&[][..], |p| p.row(i));
                 arena.push(
                     self.variant.name,
                     group_of(i),

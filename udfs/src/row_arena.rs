@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, UInt64Array,
+    new_null_array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{Result, ScalarValue, exec_err, internal_err};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
@@ -282,12 +283,56 @@ pub(crate) fn value_type(t: &DataType) -> DataType {
     }
 }
 
-/// The converter of an argument of type `input` to the arena's value bytes,
-/// and the type they decode to: a dictionary is encoded through its values
-/// once (no cast per batch) and decoded as them.
+/// The converter of an argument of type `input` to the arena's value bytes
+/// (over its values' type: see [`ValueRows`]), and the type they decode to.
 pub(crate) fn value_converter(input: &DataType) -> Result<(RowConverter, DataType)> {
-    let converter = RowConverter::new(vec![SortField::new(input.clone())])?;
-    Ok((converter, value_type(input)))
+    let values = value_type(input);
+    let converter = RowConverter::new(vec![SortField::new(values.clone())])?;
+    Ok((converter, values))
+}
+
+/// A batch of an argument as the arena's value bytes (Arrow row format, by a
+/// [`value_converter`]). A dictionary's values are encoded once and each row
+/// reads its key's bytes — the bytes Arrow's converter gives a dictionary,
+/// without its copy of every row's bytes into a buffer of its own, which the
+/// arena would copy once more.
+pub(crate) struct ValueRows {
+    rows: Rows,
+    /// Per row, its row in `rows` (a dictionary's); `None`: row `i` is `i`.
+    keys: Option<Vec<usize>>,
+}
+
+impl ValueRows {
+    pub(crate) fn encode(converter: &RowConverter, column: &ArrayRef) -> Result<Self> {
+        let Some(dictionary) = column.as_any_dictionary_opt() else {
+            let rows = converter.convert_columns(&[Arc::clone(column)])?;
+            return Ok(ValueRows { rows, keys: None });
+        };
+        let values = dictionary.values();
+        let mut rows = converter.convert_columns(&[Arc::clone(values)])?;
+        let mut keys = dictionary.normalized_keys();
+        if let Some(nulls) = dictionary.keys().nulls().filter(|n| n.null_count() > 0) {
+            let null = converter.convert_columns(&[new_null_array(values.data_type(), 1)])?;
+            rows.push(null.row(0));
+            for i in nulls
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| (!v).then_some(i))
+            {
+                keys[i] = values.len();
+            }
+        }
+        Ok(ValueRows {
+            rows,
+            keys: Some(keys),
+        })
+    }
+
+    /// Row `i`'s value bytes.
+    pub(crate) fn row(&self, i: usize) -> &[u8] {
+        let row = self.keys.as_ref().map_or(i, |keys| keys[i]);
+        self.rows.row(row).data()
+    }
 }
 
 /// [`GroupsAccumulator`] of an [`ArenaAggregate`].
@@ -414,6 +459,41 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_dictionarys_value_bytes_are_arrows_for_the_dictionary() {
+        use datafusion::arrow::array::{DictionaryArray, Int8Array, StringArray};
+        use datafusion::arrow::datatypes::{Int8Type, Int32Type};
+        let values = Arc::new(StringArray::from(vec![Some("view"), None, Some("pay")]));
+        let keys = [Some(2), None, Some(0), Some(1), Some(2), None, Some(0)];
+        let int8 = DictionaryArray::<Int8Type>::try_new(
+            Int8Array::from(keys.to_vec()),
+            Arc::clone(&values) as ArrayRef,
+        )
+        .unwrap();
+        let int32: DictionaryArray<Int32Type> = keys
+            .iter()
+            .map(|k| {
+                k.and_then(|k| {
+                    values
+                        .is_valid(k as usize)
+                        .then(|| values.value(k as usize))
+                })
+            })
+            .collect();
+        let plain = Arc::new(StringArray::from(vec![Some("a"), None, Some("")])) as ArrayRef;
+        for column in [Arc::new(int8) as ArrayRef, Arc::new(int32), plain] {
+            let arrow =
+                RowConverter::new(vec![SortField::new(column.data_type().clone())]).unwrap();
+            let expected = arrow.convert_columns(&[Arc::clone(&column)]).unwrap();
+            let (ours, decoded) = value_converter(column.data_type()).unwrap();
+            assert_eq!(decoded, DataType::Utf8);
+            let rows = ValueRows::encode(&ours, &column).unwrap();
+            for i in 0..column.len() {
+                assert_eq!(rows.row(i), expected.row(i).data(), "{column:?} row {i}");
+            }
+        }
     }
 
     #[test]

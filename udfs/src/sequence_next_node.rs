@@ -8,8 +8,6 @@
 //! flags which event conditions held (bits 0..N) and whether it can be the
 //! base (bit 32).
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -28,8 +26,8 @@ use crate::args::{
     string_constant,
 };
 use crate::row_arena::{
-    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, state_fields,
-    value_converter, value_type,
+    ArenaAccumulator, ArenaAggregate, ArenaGroups, ArenaRow, RowArena, Taken, ValueRows,
+    state_fields, value_converter, value_type,
 };
 
 const NAME: &str = "sequence_next_node";
@@ -219,7 +217,7 @@ impl ArenaAggregate for NextNode {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[2])?;
-        let bytes = self.converter.convert_columns(&[Arc::clone(&values[3])])?;
+        let bytes = ValueRows::encode(&self.converter, &values[3])?;
         let events = values[3].logical_nulls();
         let mut conditions = Vec::with_capacity(values.len() - 4);
         for (k, c) in values[4..].iter().enumerate() {
@@ -252,7 +250,7 @@ impl ArenaAggregate for NextNode {
                     flags |= 1 << k;
                 }
             }
-            arena.push(NAME, group_of(i), ts[i], bytes.row(i).as_ref(), flags)?;
+            arena.push(NAME, group_of(i), ts[i], bytes.row(i), flags)?;
         }
         Ok(())
     }
