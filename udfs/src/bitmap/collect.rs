@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 use roaring::RoaringBitmap;
 
-use super::{bitmaps, check_id, decode_all, element, encode, ids};
+use super::{bitmaps, check_id, decode_all, element, encode, heap_size, ids};
 use crate::args::passes_filter;
 
 const NAME: &str = "bitmap_agg";
@@ -154,7 +154,7 @@ impl Accumulator for CollectAccumulator {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.set[0].serialized_size()
+        size_of_val(self) + heap_size(&self.set[0])
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -166,15 +166,43 @@ impl Accumulator for CollectAccumulator {
     }
 }
 
-/// Upper bound of a roaring bitmap's memory per element (array containers).
-const BYTES_PER_ID: usize = 2;
-
-/// Every group's bitmap.
+/// Every group's bitmap, and the heap they hold.
 #[derive(Debug, Default)]
 struct CollectGroups {
     sets: Vec<RoaringBitmap>,
-    /// Ids added so far (an upper bound of the elements held, for [`GroupsAccumulator::size`]).
-    added: usize,
+    /// Per group, its bitmap's [`heap_size`] when a batch last touched it.
+    heaps: Vec<usize>,
+    /// `heaps`, summed.
+    held: usize,
+    /// Per group, the last batch that touched it (so it is measured once).
+    touched_in: Vec<u64>,
+    batches: u64,
+}
+
+impl CollectGroups {
+    /// Runs `change` over the sets, a batch whose rows are in groups
+    /// `group_indices`, then measures the groups it touched.
+    fn change(
+        &mut self,
+        group_indices: &[usize],
+        total_num_groups: usize,
+        change: impl FnOnce(&mut [RoaringBitmap]) -> Result<()>,
+    ) -> Result<()> {
+        self.sets.resize(total_num_groups, RoaringBitmap::new());
+        self.heaps.resize(total_num_groups, 0);
+        self.touched_in.resize(total_num_groups, 0);
+        let changed = change(&mut self.sets);
+        self.batches += 1;
+        for &g in group_indices {
+            if self.touched_in[g] != self.batches {
+                self.touched_in[g] = self.batches;
+                let heap = heap_size(&self.sets[g]);
+                self.held = self.held + heap - self.heaps[g];
+                self.heaps[g] = heap;
+            }
+        }
+        changed
+    }
 }
 
 impl GroupsAccumulator for CollectGroups {
@@ -185,12 +213,14 @@ impl GroupsAccumulator for CollectGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.sets.resize(total_num_groups, RoaringBitmap::new());
-        self.added += group_indices.len();
-        add_ids(values, opt_filter, |i| group_indices[i], &mut self.sets)
+        self.change(group_indices, total_num_groups, |sets| {
+            add_ids(values, opt_filter, |i| group_indices[i], sets)
+        })
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        emit_to.take_needed(&mut self.touched_in);
+        self.held -= emit_to.take_needed(&mut self.heaps).iter().sum::<usize>();
         Ok(output(&emit_to.take_needed(&mut self.sets)))
     }
 
@@ -204,9 +234,9 @@ impl GroupsAccumulator for CollectGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.sets.resize(total_num_groups, RoaringBitmap::new());
-        self.added += values[0].get_buffer_memory_size() / BYTES_PER_ID;
-        merge_states(values, |i| group_indices[i], &mut self.sets)
+        self.change(group_indices, total_num_groups, |sets| {
+            merge_states(values, |i| group_indices[i], sets)
+        })
     }
 
     fn convert_to_state(
@@ -220,6 +250,9 @@ impl GroupsAccumulator for CollectGroups {
     }
 
     fn size(&self) -> usize {
-        self.sets.capacity() * size_of::<RoaringBitmap>() + self.added * BYTES_PER_ID
+        self.sets.capacity() * size_of::<RoaringBitmap>()
+            + self.heaps.capacity() * size_of::<usize>()
+            + self.touched_in.capacity() * size_of::<u64>()
+            + self.held
     }
 }

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 use roaring::RoaringBitmap;
 
-use super::{bitmaps, check_bitmap, decode_all, encode};
+use super::{bitmaps, check_bitmap, decode_all, encode, heap_size};
 
 /// How a group's bitmaps combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,7 +168,7 @@ impl Accumulator for CombineAccumulator {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.set.as_ref().map_or(0, RoaringBitmap::serialized_size)
+        size_of_val(self) + self.set.as_ref().map_or(0, heap_size)
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {

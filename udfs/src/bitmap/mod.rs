@@ -33,6 +33,18 @@ pub(crate) fn encode(bitmap: &RoaringBitmap) -> Vec<u8> {
     out
 }
 
+/// The heap bytes `bitmap` holds: its containers (about 32 bytes each) and
+/// their values. (roaring's statistics count an array container's capacity
+/// at 4 bytes a value, which are `u16`, and a bitset container as 65,536,
+/// its bits.)
+pub(crate) fn heap_size(bitmap: &RoaringBitmap) -> usize {
+    let s = bitmap.statistics();
+    s.n_containers as usize * 32
+        + s.n_bytes_array_containers as usize / 2
+        + s.n_bitset_containers as usize * 8192
+        + s.n_bytes_run_containers as usize
+}
+
 /// Whether `t` can hold a serialized bitmap.
 pub(crate) fn is_bitmap_type(t: &DataType) -> bool {
     matches!(
