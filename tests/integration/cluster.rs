@@ -1,8 +1,8 @@
 //! The same SQL on a Ballista cluster: one `audience scheduler` and two
 //! `audience executor` processes on loopback run the analysts' recipes
 //! (funnel, retention, sequences, RFM, lifecycle) over scale s data, and every
-//! answer equals the local engine's, row for row; and the in-process
-//! (standalone) Ballista mode.
+//! answer equals the local engine's, row for row; the in-process
+//! (standalone) Ballista mode; and an executor's memory limit.
 
 use crate::common;
 
@@ -196,4 +196,65 @@ fn a_bad_remote_is_named() {
         "SELECT 1",
     ])
     .user_error("must be \"\" (local), \"standalone\" or \"df://host:port\"");
+}
+
+#[test]
+fn an_executor_refuses_over_its_memory_limit_through_the_engines_pool() {
+    let data = common::sample_dir();
+    let work = tempfile::tempdir().unwrap();
+    let scheduler_addr = format!("127.0.0.1:{}", free_port());
+    let _scheduler = Process::start(&["scheduler", "--addr", &scheduler_addr]);
+    let mut executor = Process::start(&[
+        "executor",
+        "--addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--grpc-port",
+        &free_port().to_string(),
+        "--scheduler",
+        &scheduler_addr,
+        "--tasks",
+        "2",
+        "--memory-limit",
+        "1MB",
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ]);
+    executor.wait_for("Executor registration succeed", Duration::from_secs(60));
+    let remote = format!("df://{scheduler_addr}");
+    let data = data.to_str().unwrap();
+    let run = |sql: &str| {
+        let args = [
+            "query",
+            "--format",
+            "csv",
+            "--data",
+            data,
+            "--remote",
+            &remote,
+            "--timeout",
+            "180s",
+            sql,
+        ];
+        audience(&args)
+    };
+    // a query within the limit answers
+    assert_eq!(
+        csv_rows(&run("SELECT count(*) FROM members").ok()),
+        csv_rows(&query(
+            &common::sample_dir(),
+            None,
+            "SELECT count(*) FROM members"
+        ))
+    );
+    // a state that cannot spill (~4 MB of strings), over the limit: refused by
+    // Audience's pool, which names its largest consumers (Ballista's per-task
+    // pool does not) across the executor's tasks
+    let refused = run("SELECT cardinality(array_agg(concat(member_id, event, ts))) FROM events");
+    assert_ne!(refused.code, 0, "answered under 1MB: {}", refused.stdout);
+    assert!(
+        refused.stderr.contains("top memory consumers"),
+        "not refused by Audience's pool: {}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("panicked"), "{}", refused.stderr);
 }

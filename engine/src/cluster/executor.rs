@@ -1,5 +1,7 @@
 //! `audience executor`: a Ballista executor running tasks with Audience's
-//! functions over one shared runtime, its memory pool `engine.memory_limit`.
+//! functions over one shared runtime, its memory pool `engine.memory_limit`:
+//! Audience's pool (fair spilling, the largest consumers named when a query is
+//! refused, repartition buffers granted), shared by all its tasks.
 
 use std::sync::Arc;
 
@@ -11,7 +13,6 @@ use super::ballista_error;
 use super::config::{host_port, socket_addr};
 use crate::EngineConfig;
 use crate::error::EngineError;
-use crate::memory::{parse_memory_limit, total_memory};
 use crate::session::runtime_env;
 
 /// Runs a Ballista executor on `cluster.executor_addr` registered with
@@ -23,10 +24,10 @@ pub async fn run_executor(config: &EngineConfig) -> Result<(), EngineError> {
     let addr = socket_addr("cluster.executor_addr", &c.executor_addr)?;
     let (scheduler_host, scheduler_port) = host_port("cluster.scheduler", &c.scheduler)?;
     let functions = crate::session::new_context(config)?.state();
-    // one runtime (object stores, metadata cache) under every task; Ballista
-    // gives each task its own memory pool over it
-    let runtime = runtime_env(config, false)?;
-    let memory = parse_memory_limit(&config.engine.memory_limit, total_memory())?;
+    // one runtime (object stores, metadata cache, memory pool) under every
+    // task; Ballista's own per-task pools (a plain FairSpillPool each, `limit /
+    // vcores`) are off, so they cannot replace Audience's pool
+    let runtime = runtime_env(config, true)?;
     let executor = ExecutorProcessConfig {
         bind_host: addr.ip().to_string(),
         external_host: Some(addr.ip().to_string()),
@@ -42,8 +43,8 @@ pub async fn run_executor(config: &EngineConfig) -> Result<(), EngineError> {
         },
         work_dir: (!c.executor_work_dir.is_empty()).then(|| c.executor_work_dir.clone()),
         print_thread_info: false,
-        // 0 is Ballista's "unbounded"
-        memory_pool_size: Some(memory.map_or(0, |bytes| bytes as u64)),
+        // 0: Ballista installs no pool of its own; the runtime's is the limit
+        memory_pool_size: Some(0),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
         override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
             Ok(Arc::clone(&runtime))
