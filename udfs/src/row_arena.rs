@@ -152,14 +152,15 @@ impl RowArena {
         // Input in group order (member histories in member order) leaves the
         // emitted groups' rows a prefix of the arena, already bucketed, and
         // their bytes a prefix of the bytes (bytes follow the rows' order):
-        // both are drained in place, and the arena keeps its capacity.
+        // the prefixes are taken as they lie (not copied), the rest moved to
+        // buffers of the arena's capacity.
         let n32 = n as u32;
         let prefix = offsets[n];
         let head = &self.rows[..prefix];
         if head.is_sorted_by_key(|r| r.group) && head.last().is_none_or(|r| r.group < n32) {
             let cut = self.rows.get(prefix).map_or(self.bytes.len(), |r| r.from);
-            let rows = self.rows.drain(..prefix).collect();
-            let bytes = self.bytes.drain(..cut).collect();
+            let rows = split_head(&mut self.rows, prefix);
+            let bytes = split_head(&mut self.bytes, cut);
             for r in &mut self.rows {
                 r.from -= cut;
                 r.group -= n32;
@@ -217,6 +218,15 @@ impl RowArena {
     pub(crate) fn size(&self) -> usize {
         self.rows.capacity() * size_of::<ArenaRow>() + self.bytes.capacity() + self.seen.capacity()
     }
+}
+
+/// Takes `v[..at]` out of `v` without copying it; `v` keeps the rest, in a
+/// buffer of the same capacity.
+fn split_head<T: Copy>(v: &mut Vec<T>, at: usize) -> Vec<T> {
+    let mut rest = Vec::with_capacity(v.capacity());
+    rest.extend_from_slice(&v[at..]);
+    v.truncate(at);
+    std::mem::replace(v, rest)
 }
 
 /// The partial-state fields: the rows' times, values and flags, and whether
