@@ -50,9 +50,19 @@ impl EngineError {
     }
 }
 
+/// The pool's message of a Ballista task refused for memory: the task's
+/// error reaches the client as text, DataFusion's error printed with Debug
+/// (`… DataFusionError(ResourcesExhausted("…")) …`).
+fn executor_memory_message(message: &str) -> Option<String> {
+    let (_, inner) = message.split_once("ResourcesExhausted(\"")?;
+    let inner = inner.rsplit_once("\")")?.0;
+    Some(inner.replace("\\n", "\n").replace("\\\"", "\""))
+}
+
 /// Classifies a DataFusion error by its innermost cause.
 pub fn classify(e: &DataFusionError) -> ErrorKind {
-    if is_spill_limit_error(&e.find_root().to_string()) {
+    let root = e.find_root().to_string();
+    if is_spill_limit_error(&root) || executor_memory_message(&root).is_some() {
         return ErrorKind::ResourcesExhausted;
     }
     match e.find_root() {
@@ -106,6 +116,10 @@ fn describe(e: &DataFusionError) -> String {
     } else if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
         hint = "\nhint: the query needs more memory than engine.memory_limit allows; raise the \
                 limit (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query";
+    } else if let Some(refused) = executor_memory_message(&msg) {
+        msg = format!("Resources exhausted on a cluster executor: {refused}");
+        hint = "\nhint: the query needs more memory than the executors' engine.memory_limit \
+                allows; raise it there (audience executor --memory-limit) or narrow the query";
     }
     // the hint survives the cap (the pool's message lists its consumers at length)
     let cap = 2000 - hint.len();
@@ -124,6 +138,39 @@ fn describe(e: &DataFusionError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_executors_memory_refusal_is_resources_exhausted_with_its_hint() {
+        // as a Ballista client receives it
+        let e = DataFusionError::Execution(
+            "Job 038HBYAJHG000 failed: Job failed due to stage 1 failed: Task failed due to \
+             runtime execution error: DataFusionError(Shared(External(DataFusionError(\
+             ResourcesExhausted(\"Additional allocation failed for AggregateStream[0] with top \
+             memory consumers (across reservations) as:\\n  AggregateStream[0]#0(can spill: \
+             false) consumed 491.9 KB, peak 491.9 KB.\\nError: Failed to allocate additional \
+             248.0 KB\")))))"
+                .into(),
+        );
+        assert_eq!(classify(&e), ErrorKind::ResourcesExhausted);
+        let msg = describe(&e);
+        assert!(
+            msg.starts_with(
+                "Resources exhausted on a cluster executor: Additional allocation failed for \
+                 AggregateStream[0] with top memory consumers (across reservations) as:\n  \
+                 AggregateStream[0]#0"
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("or narrow the query")
+                && msg.contains("audience executor --memory-limit"),
+            "{msg}"
+        );
+        assert!(!msg.contains("Shared(") && !msg.contains("\\n"), "{msg}");
+        // any other execution error stays as it is
+        let other = DataFusionError::Execution("Job failed: stage 1: file not found".into());
+        assert_eq!(classify(&other), ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn a_long_resources_exhausted_message_keeps_its_hint() {

@@ -252,7 +252,9 @@ fn an_executor_refuses_over_its_memory_limit_through_the_engines_pool() {
     let refused = run("SELECT cardinality(array_agg(concat(member_id, event, ts))) FROM events");
     assert_ne!(refused.code, 0, "answered under 1MB: {}", refused.stdout);
     assert!(
-        refused.stderr.contains("top memory consumers"),
+        refused.stderr.contains("top memory consumers")
+            && refused.stderr.contains("hint: ")
+            && refused.stderr.contains("audience executor --memory-limit"),
         "not refused by Audience's pool: {}",
         refused.stderr
     );
