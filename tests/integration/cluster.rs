@@ -98,6 +98,27 @@ impl Drop for Process {
     }
 }
 
+/// An executor registered with the scheduler at `scheduler_addr`.
+fn start_executor(scheduler_addr: &str, work: &Path, tasks: &str, memory: &str) -> Process {
+    let mut executor = Process::start(&[
+        "executor",
+        "--addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--grpc-port",
+        &free_port().to_string(),
+        "--scheduler",
+        scheduler_addr,
+        "--tasks",
+        tasks,
+        "--memory-limit",
+        memory,
+        "--work-dir",
+        work.to_str().unwrap(),
+    ]);
+    executor.wait_for("Executor registration succeed", Duration::from_secs(60));
+    executor
+}
+
 /// Runs `sql` (or, with `file`, the SQL file `sql`) and returns the CSV answer.
 fn run(data: &Path, remote: Option<&str>, sql: &str, file: bool) -> String {
     let mut args = vec!["query", "--format", "csv", "--data", data.to_str().unwrap()];
@@ -128,26 +149,9 @@ fn recipes_on_a_two_executor_cluster_answer_like_the_local_engine() {
         .map(|i| {
             let work = dir.path().join(format!("executor-{i}"));
             std::fs::create_dir_all(&work).unwrap();
-            Process::start(&[
-                "executor",
-                "--addr",
-                &format!("127.0.0.1:{}", free_port()),
-                "--grpc-port",
-                &free_port().to_string(),
-                "--scheduler",
-                &scheduler_addr,
-                "--tasks",
-                "1",
-                "--memory-limit",
-                "2GB",
-                "--work-dir",
-                work.to_str().unwrap(),
-            ])
+            start_executor(&scheduler_addr, &work, "1", "2GB")
         })
         .collect();
-    for executor in &mut executors {
-        executor.wait_for("Executor registration succeed", Duration::from_secs(60));
-    }
 
     let remote = format!("df://{scheduler_addr}");
     for recipe in RECIPES {
@@ -204,22 +208,7 @@ fn an_executor_refuses_over_its_memory_limit_through_the_engines_pool() {
     let work = tempfile::tempdir().unwrap();
     let scheduler_addr = format!("127.0.0.1:{}", free_port());
     let _scheduler = Process::start(&["scheduler", "--addr", &scheduler_addr]);
-    let mut executor = Process::start(&[
-        "executor",
-        "--addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--grpc-port",
-        &free_port().to_string(),
-        "--scheduler",
-        &scheduler_addr,
-        "--tasks",
-        "2",
-        "--memory-limit",
-        "1MB",
-        "--work-dir",
-        work.path().to_str().unwrap(),
-    ]);
-    executor.wait_for("Executor registration succeed", Duration::from_secs(60));
+    let _executor = start_executor(&scheduler_addr, work.path(), "2", "1MB");
     let remote = format!("df://{scheduler_addr}");
     let data = data.to_str().unwrap();
     let run = |sql: &str| {
