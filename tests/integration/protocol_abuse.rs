@@ -308,10 +308,11 @@ async fn b6_bad_logins_are_refused_and_cost_nothing_lasting() {
         slowest < Duration::from_secs(2),
         "a user waited {slowest:?} during the attack"
     );
-    // the allocator may keep a few of argon2's 19 MiB blocks; nothing per attempt
+    // the allocator may keep a few of argon2's 19 MiB blocks (CI once saw one
+    // more kept in the second half: +19,964 KiB); nothing per attempt
     assert!(first_wave_kib < 64 * 1024, "RSS grew {first_wave_kib} KiB");
     assert!(
-        second_wave_kib < 8 * 1024,
+        second_wave_kib < 28 * 1024,
         "RSS grew {second_wave_kib} KiB more in the second half"
     );
     assert!(fds_after <= fds + 4, "descriptors {fds} → {fds_after}");
