@@ -7,6 +7,7 @@
 //! in Arrow's row format (bytes that sort as the values do, any type), and
 //! whether it is a touch and a conversion.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -212,6 +213,7 @@ const TIME_DECAY_WORK: u64 = 200_000_000;
 /// Credit handed to a group's touches (by position among them): given to one
 /// touch (`point`), or the same to a range of touches (`spread`, a difference
 /// array, so a conversion costs the same however many touches it has).
+#[derive(Default)]
 struct Shares {
     point: Vec<f64>,
     spread: Vec<f64>,
@@ -220,12 +222,14 @@ struct Shares {
 }
 
 impl Shares {
-    fn new(touches: usize) -> Self {
-        Shares {
-            point: vec![0.0; touches],
-            spread: vec![0.0; touches + 1],
-            covered: vec![0; touches + 1],
+    /// Empties the shares for a group of `touches` touches.
+    fn reset(&mut self, touches: usize) {
+        for v in [&mut self.point, &mut self.spread] {
+            v.clear();
+            v.resize(touches + 1, 0.0);
         }
+        self.covered.clear();
+        self.covered.resize(touches + 1, 0);
     }
 
     fn spread(&mut self, from: usize, to: usize, each: f64) {
@@ -237,67 +241,140 @@ impl Shares {
         }
     }
 
-    /// Each touch's credit, and whether it got any.
-    fn credits(self) -> impl Iterator<Item = (f64, bool)> {
+    /// Each of the first `touches` touches' credit, and whether it got any.
+    fn credits(&self, touches: usize) -> impl Iterator<Item = (f64, bool)> + '_ {
         let (mut spread, mut covered) = (0.0, 0);
-        self.point.into_iter().enumerate().map(move |(t, point)| {
+        (0..touches).map(move |t| {
             spread += self.spread[t];
             covered += self.covered[t];
             let spread = if covered > 0 { spread } else { 0.0 };
+            let point = self.point[t];
             (point + spread, point > 0.0 || covered > 0)
         })
     }
 }
 
 /// A touch value (its row-format bytes; `None`: the NULL touch) and its credit.
-type Credits<'a> = Vec<(Option<&'a [u8]>, f64)>;
+type Credit<'a> = (Option<&'a [u8]>, f64);
 
-/// One group's credits per touch value, sorted by value (NULL last).
-fn credits<'a>(rule: &Rule, rows: &mut [ArenaRow], taken: &'a Taken) -> Result<Credits<'a>> {
-    let value = |r: &ArenaRow| &taken.bytes[r.from..r.from + r.len as usize];
-    rows.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then_with(|| value(a).cmp(value(b))));
-    let touches: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].flags & TOUCH != 0)
-        .collect();
-    let mut shares = Shares::new(touches.len());
-    let mut no_touch = 0.0;
-    let (mut from, mut to, mut weighed) = (0, 0, 0u64);
-    for conversion in rows.iter().filter(|r| r.flags & CONVERSION != 0) {
-        let at = conversion.ts;
-        while to < touches.len() && rows[touches[to]].ts < at {
-            to += 1;
-        }
-        while from < to && rows[touches[from]].ts < at.saturating_sub(rule.lookback) {
-            from += 1;
-        }
-        if from == to {
-            no_touch += 1.0;
-        }
-        if rule.model == Model::TimeDecay {
-            weighed += (to - from) as u64;
-            if weighed > TIME_DECAY_WORK {
-                return exec_err!(
-                    "{NAME}: 'time_decay' would weigh more than {TIME_DECAY_WORK} touches for one \
-                     group ({} rows); shorten the lookback, or keep fewer touch or conversion rows",
-                    rows.len()
-                );
+/// Credits summed per touch value, in order of first credit.
+#[derive(Default)]
+struct Sums<'a> {
+    out: Vec<Credit<'a>>,
+    /// Each value's place in `out`, by its bytes.
+    slots: HashMap<&'a [u8], usize>,
+    /// The same by where a row's bytes lie: rows of one value often share
+    /// them ([`RowArena::push_value`]), and an offset hashes cheaper.
+    slot_at: HashMap<usize, usize>,
+}
+
+impl<'a> Sums<'a> {
+    fn clear(&mut self) {
+        self.out.clear();
+        self.slots.clear();
+        self.slot_at.clear();
+    }
+
+    /// Adds `credit` to the value of `row`.
+    fn add(&mut self, row: &ArenaRow, taken: &'a Taken, credit: f64) {
+        let slot = match self.slot_at.get(&row.from) {
+            Some(&slot) => slot,
+            None => {
+                let value = taken.value(row);
+                let next = self.out.len();
+                let slot = *self.slots.entry(value).or_insert(next);
+                if slot == next {
+                    self.out.push((Some(value), 0.0));
+                }
+                self.slot_at.insert(row.from, slot);
+                slot
+            }
+        };
+        self.out[slot].1 += credit;
+    }
+}
+
+/// The buffers one evaluation reuses from group to group (no allocation per
+/// group): the values are `'a`, the taken rows' bytes.
+#[derive(Default)]
+struct Crediting<'a> {
+    /// The group's touch rows, by position in time order.
+    touches: Vec<usize>,
+    shares: Shares,
+    sums: Sums<'a>,
+}
+
+impl<'a> Crediting<'a> {
+    /// One group's credits per touch value, sorted by value (NULL last).
+    fn credits(
+        &mut self,
+        rule: &Rule,
+        rows: &mut [ArenaRow],
+        taken: &'a Taken,
+    ) -> Result<&[Credit<'a>]> {
+        let order = |a: &ArenaRow, b: &ArenaRow| {
+            a.ts.cmp(&b.ts).then_with(|| match a.from == b.from {
+                true => Ordering::Equal,
+                false => taken.value(a).cmp(taken.value(b)),
+            })
+        };
+        // a member's rows mostly arrive in time order (the member-range
+        // layout): one pass checks that and finds the touches
+        self.touches.clear();
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 && order(&rows[i - 1], row).is_gt() {
+                rows.sort_unstable_by(order);
+                self.touches.clear();
+                self.touches
+                    .extend((0..rows.len()).filter(|&i| rows[i].flags & TOUCH != 0));
+                break;
+            }
+            if row.flags & TOUCH != 0 {
+                self.touches.push(i);
             }
         }
-        rule.share(from, to, &mut shares, &touches, rows);
-    }
-    // each touch value's credit, summed in time order; then the values sorted
-    let mut sums: HashMap<&'a [u8], f64> = HashMap::new();
-    for (t, (credit, got)) in shares.credits().enumerate() {
-        if got {
-            *sums.entry(value(&rows[touches[t]])).or_default() += credit;
+        let touches = &self.touches;
+        self.shares.reset(touches.len());
+        let mut no_touch = 0.0;
+        let (mut from, mut to, mut weighed) = (0, 0, 0u64);
+        for conversion in rows.iter().filter(|r| r.flags & CONVERSION != 0) {
+            let at = conversion.ts;
+            while to < touches.len() && rows[touches[to]].ts < at {
+                to += 1;
+            }
+            while from < to && rows[touches[from]].ts < at.saturating_sub(rule.lookback) {
+                from += 1;
+            }
+            if from == to {
+                no_touch += 1.0;
+            }
+            if rule.model == Model::TimeDecay {
+                weighed += (to - from) as u64;
+                if weighed > TIME_DECAY_WORK {
+                    return exec_err!(
+                        "{NAME}: 'time_decay' would weigh more than {TIME_DECAY_WORK} touches for \
+                         one group ({} rows); shorten the lookback, or keep fewer touch or \
+                         conversion rows",
+                        rows.len()
+                    );
+                }
+            }
+            rule.share(from, to, &mut self.shares, touches, rows);
         }
+        // each touch value's credit, summed in time order; then the values sorted
+        self.sums.clear();
+        for (t, (credit, got)) in self.shares.credits(touches.len()).enumerate() {
+            if got {
+                self.sums.add(&rows[touches[t]], taken, credit);
+            }
+        }
+        let out = &mut self.sums.out;
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if no_touch > 0.0 {
+            out.push((None, no_touch));
+        }
+        Ok(out)
     }
-    let mut out: Credits<'a> = sums.into_iter().map(|(v, c)| (Some(v), c)).collect();
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if no_touch > 0.0 {
-        out.push((None, no_touch));
-    }
-    Ok(out)
 }
 
 fn output_fields(touch: &DataType) -> Fields {
@@ -345,7 +422,7 @@ impl ArenaAggregate for Attributor {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[1])?;
-        let bytes = ValueRows::encode(&self.converter, &values[2])?;
+        let mut bytes = ValueRows::encode(&self.converter, &values[2])?;
         let touches = values[2].logical_nulls();
         let conversion = match values[3].data_type() {
             DataType::Boolean => values[3].as_boolean().clone(),
@@ -364,7 +441,7 @@ impl ArenaAggregate for Attributor {
                 flags |= CONVERSION;
             }
             if flags != 0 {
-                arena.push(NAME, group_of(i), ts[i], bytes.row(i), flags)?;
+                arena.push_value(NAME, group_of(i), ts[i], &mut bytes, i, flags)?;
             }
         }
         Ok(())
@@ -375,14 +452,15 @@ impl ArenaAggregate for Attributor {
         let mut rows = std::mem::take(&mut taken.rows);
         let parser = self.converter.parser();
         let (mut touches, mut values, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
+        let mut crediting = Crediting::default();
         for g in 0..taken.groups() {
-            let group = credits(
+            let group = crediting.credits(
                 &self.rule,
                 &mut rows[taken.offsets[g]..taken.offsets[g + 1]],
                 &taken,
             )?;
             lengths.push(group.len());
-            for (touch, credit) in group {
+            for &(touch, credit) in group {
                 touches.push(touch.unwrap_or(&self.null_touch));
                 values.push(credit);
             }
@@ -541,7 +619,8 @@ mod tests {
                 lookback: 30 * DAY,
                 half_life: 7 * DAY,
             };
-            let credited = credits(&rule, &mut rows, &taken).unwrap();
+            let mut crediting = Crediting::default();
+            let credited = crediting.credits(&rule, &mut rows, &taken).unwrap();
             let total: f64 = credited.iter().map(|(_, c)| c).sum();
             assert!((total - 100_000.0).abs() < 1e-6, "{model:?}: {total}");
             assert_eq!(credited.len(), values, "{model:?}: {credited:?}");

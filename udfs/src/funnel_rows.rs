@@ -225,7 +225,7 @@ impl ArenaAggregate for FunnelRows {
         let (masks, condition_nulls) =
             condition_masks(&values[self.variant.first_condition()..], ts.len())?;
         let nulls = NullBuffer::union(ts_nulls.as_ref(), condition_nulls.as_ref());
-        let props = match &self.prop {
+        let mut props = match &self.prop {
             Some(p) => Some(ValueRows::encode(
                 &p.converter,
                 &values[self.variant.prop()],
@@ -237,14 +237,11 @@ impl ArenaAggregate for FunnelRows {
                 continue;
             }
             if self.funnel.keep(masks[i]) {
-                let value = props.as_ref().map_or(&[][..], |p| p.row(i));
-                arena.push(
-                    self.variant.name,
-                    group_of(i),
-                    ts[i],
-                    value,
-                    u64::from(masks[i]),
-                )?;
+                let (name, group, flags) = (self.variant.name, group_of(i), u64::from(masks[i]));
+                match props.as_mut() {
+                    Some(p) => arena.push_value(name, group, ts[i], p, i, flags)?,
+                    None => arena.push(name, group, ts[i], &[], flags)?,
+                }
             } else {
                 arena.mark(group_of(i));
             }

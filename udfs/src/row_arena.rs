@@ -68,11 +68,13 @@ impl RowArena {
     }
 
     /// Notes that `group` had a usable row (kept or not).
+    #[inline]
     pub(crate) fn mark(&mut self, group: usize) {
         self.groups(group + 1);
         self.seen[group] = true;
     }
 
+    #[inline]
     pub(crate) fn push(
         &mut self,
         function: &str,
@@ -81,7 +83,50 @@ impl RowArena {
         value: &[u8],
         flags: u64,
     ) -> Result<()> {
-        let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(value.len())) else {
+        self.push_at(function, group, ts, self.bytes.len(), value.len(), flags)?;
+        self.bytes.extend_from_slice(value);
+        Ok(())
+    }
+
+    /// Pushes row `i` of `values`. A dictionary value's bytes are stored once
+    /// per group and batch: the group's later rows with that value point at
+    /// them (so they also lie after the group's first row, as [`Self::take`]
+    /// needs).
+    #[inline]
+    pub(crate) fn push_value(
+        &mut self,
+        function: &str,
+        group: usize,
+        ts: i64,
+        values: &mut ValueRows,
+        i: usize,
+        flags: u64,
+    ) -> Result<()> {
+        let Some(keys) = &values.keys else {
+            return self.push(function, group, ts, values.row(i), flags);
+        };
+        let key = keys[i];
+        let stored = &mut values.stored[key];
+        if stored.group == group {
+            return self.push_at(function, group, ts, stored.from, stored.len, flags);
+        }
+        stored.group = group;
+        stored.from = self.bytes.len();
+        self.push(function, group, ts, values.rows.row(key).data(), flags)
+    }
+
+    /// Pushes a row whose value is `bytes[from..from + len]`.
+    #[inline(always)]
+    fn push_at(
+        &mut self,
+        function: &str,
+        group: usize,
+        ts: i64,
+        from: usize,
+        len: usize,
+        flags: u64,
+    ) -> Result<()> {
+        let (Ok(group), Ok(len)) = (u32::try_from(group), u32::try_from(len)) else {
             return exec_err!(
                 "{function}: more than {} groups or a value that long; group by fewer keys",
                 u32::MAX
@@ -89,12 +134,11 @@ impl RowArena {
         };
         self.rows.push(ArenaRow {
             ts,
-            from: self.bytes.len(),
+            from,
             len,
             group,
             flags,
         });
-        self.bytes.extend_from_slice(value);
         self.mark(group as usize);
         Ok(())
     }
@@ -310,13 +354,28 @@ pub(crate) struct ValueRows {
     rows: Rows,
     /// Per row, its row in `rows` (a dictionary's); `None`: row `i` is `i`.
     keys: Option<Vec<usize>>,
+    /// Per row of a dictionary's `rows`: where the arena last stored it.
+    stored: Vec<Stored>,
+}
+
+/// Where the arena holds a dictionary value's bytes for a group ([`RowArena::push_value`]).
+#[derive(Clone, Copy)]
+struct Stored {
+    /// `usize::MAX`: for none yet.
+    group: usize,
+    from: usize,
+    len: usize,
 }
 
 impl ValueRows {
     pub(crate) fn encode(converter: &RowConverter, column: &ArrayRef) -> Result<Self> {
         let Some(dictionary) = column.as_any_dictionary_opt() else {
             let rows = converter.convert_columns(&[Arc::clone(column)])?;
-            return Ok(ValueRows { rows, keys: None });
+            return Ok(ValueRows {
+                rows,
+                keys: None,
+                stored: Vec::new(),
+            });
         };
         let values = dictionary.values();
         let mut rows = converter.convert_columns(&[Arc::clone(values)])?;
@@ -333,6 +392,13 @@ impl ValueRows {
             }
         }
         Ok(ValueRows {
+            stored: (0..rows.num_rows())
+                .map(|row| Stored {
+                    group: usize::MAX,
+                    from: 0,
+                    len: rows.row(row).as_ref().len(),
+                })
+                .collect(),
             rows,
             keys: Some(keys),
         })
@@ -458,6 +524,7 @@ impl<F: ArenaAggregate> Accumulator for ArenaAccumulator<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::common::HashMap;
 
     /// Each taken group's values, in order.
     fn values(taken: &Taken) -> Vec<Vec<String>> {
@@ -503,6 +570,75 @@ mod tests {
             for i in 0..column.len() {
                 assert_eq!(rows.row(i), expected.row(i).data(), "{column:?} row {i}");
             }
+        }
+    }
+
+    #[test]
+    fn a_groups_rows_of_one_dictionary_value_share_its_bytes() {
+        use datafusion::arrow::array::DictionaryArray;
+        use datafusion::arrow::datatypes::Int32Type;
+        let column: DictionaryArray<Int32Type> =
+            ["view", "pay", "view", "view", "pay", "cart", "view", "pay"]
+                .into_iter()
+                .collect();
+        let column = Arc::new(column) as ArrayRef;
+        let (converter, _) = value_converter(column.data_type()).unwrap();
+        // in group order; in none; sorted up to the cut but with a later group in it
+        for order in [
+            [0, 0, 0, 1, 1, 2, 2, 3],
+            [2, 0, 3, 1, 0, 2, 0, 1],
+            [0, 0, 2, 1, 3, 2, 2, 0],
+        ] {
+            let (mut shared, mut copied) = (RowArena::default(), RowArena::default());
+            // two batches, the second with the groups that stay after the first take
+            let batch = |arena: &mut RowArena, groups: &[usize], share: bool| {
+                let mut rows = ValueRows::encode(&converter, &column).unwrap();
+                for (i, &g) in groups.iter().enumerate() {
+                    match share {
+                        true => arena.push_value("f", g, i as i64, &mut rows, i, 0).unwrap(),
+                        false => arena.push("f", g, i as i64, rows.row(i), 0).unwrap(),
+                    }
+                }
+            };
+            batch(&mut shared, &order, true);
+            batch(&mut copied, &order, false);
+            // rows in group order: each group's values stored once
+            let encoded = ValueRows::encode(&converter, &column).unwrap();
+            let distinct: HashMap<_, _> = order
+                .iter()
+                .enumerate()
+                .map(|(i, g)| ((g, encoded.row(i)), encoded.row(i).len()))
+                .collect();
+            let stored: usize = distinct.values().sum();
+            assert!(shared.bytes.len() <= copied.bytes.len(), "{order:?}");
+            if order.is_sorted() {
+                assert_eq!(shared.bytes.len(), stored, "{order:?}");
+                assert!(stored < copied.bytes.len());
+            }
+            let bytes = |t: &Taken| -> Vec<Vec<Vec<u8>>> {
+                (0..t.groups())
+                    .map(|g| {
+                        t.rows[t.offsets[g]..t.offsets[g + 1]]
+                            .iter()
+                            .map(|r| t.value(r).to_vec())
+                            .collect()
+                    })
+                    .collect()
+            };
+            let first = bytes(&shared.take(EmitTo::First(2)));
+            assert_eq!(first, bytes(&copied.take(EmitTo::First(2))), "{order:?}");
+            assert!(first.iter().all(|g| !g.is_empty()), "{order:?}");
+            let later = [1, 0, 1, 0, 1, 0, 1, 0];
+            batch(&mut shared, &later, true);
+            batch(&mut copied, &later, false);
+            let rest = bytes(&shared.take(EmitTo::All));
+            assert_eq!(rest, bytes(&copied.take(EmitTo::All)), "{order:?}");
+            let kept = order.iter().filter(|&&g| g >= 2).count();
+            assert_eq!(
+                rest.iter().map(Vec::len).sum::<usize>(),
+                kept + 8,
+                "{order:?}"
+            );
         }
     }
 

@@ -217,7 +217,7 @@ impl ArenaAggregate for NextNode {
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
         let (ts, ts_nulls) = micros(&values[2])?;
-        let bytes = ValueRows::encode(&self.converter, &values[3])?;
+        let mut bytes = ValueRows::encode(&self.converter, &values[3])?;
         let events = values[3].logical_nulls();
         let mut conditions = Vec::with_capacity(values.len() - 4);
         for (k, c) in values[4..].iter().enumerate() {
@@ -250,7 +250,7 @@ impl ArenaAggregate for NextNode {
                     flags |= 1 << k;
                 }
             }
-            arena.push(NAME, group_of(i), ts[i], bytes.row(i), flags)?;
+            arena.push_value(NAME, group_of(i), ts[i], &mut bytes, i, flags)?;
         }
         Ok(())
     }
