@@ -21,6 +21,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use crate::delta_tables::{DeltaTableProvider, is_delta_table};
 use crate::error::EngineError;
 use crate::file_reads::fenced_future;
+use crate::listed_versions::ListedVersion;
 use crate::parquet_guard::bad_file_message;
 use crate::storage::{Location, storage_error};
 
@@ -48,28 +49,29 @@ pub(crate) fn existing_path(table: &str, path: &Path) -> Result<PathBuf, EngineE
 /// Registers the table at `location` as `name`, declaring that its files are
 /// sorted by `sort_order` (ascending): a Delta table (a folder with
 /// `_delta_log/`; on a Ballista cluster, when `distributed`, its newest
-/// version's files), or a Parquet file or folder of files.
+/// version's files, returned to be kept up to date), or a Parquet file or
+/// folder of files.
 pub(crate) async fn register_table(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
     sort_order: &[&str],
     distributed: bool,
-) -> Result<(), EngineError> {
+) -> Result<Option<ListedVersion>, EngineError> {
     if is_delta_table(ctx, location)
         .await
         .map_err(|e| in_table(name, e))?
     {
         let table = DeltaTableProvider::open(ctx, name, location, sort_order).await?;
-        if distributed {
-            ctx.register_table(name, Arc::new(table.newest_as_listing(ctx).await?))?;
-        } else {
-            ctx.register_table(name, Arc::new(table))?;
-        }
         tracing::debug!(table = name, %location, ?sort_order, "registered Delta table");
-        return Ok(());
+        if distributed {
+            return ListedVersion::register(ctx, name, table).await.map(Some);
+        }
+        ctx.register_table(name, Arc::new(table))?;
+        return Ok(None);
     }
-    register_parquet(ctx, name, location, sort_order).await
+    register_parquet(ctx, name, location, sort_order).await?;
+    Ok(None)
 }
 
 /// `options` declaring that every file is sorted by `sort_order` (ascending,

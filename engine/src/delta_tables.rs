@@ -492,14 +492,13 @@ impl DeltaTableProvider {
             .map_err(|_| DataFusionError::Internal("file facts lock poisoned".into()))
     }
 
-    /// The table's newest version as a plain listing of its files: what a
-    /// Ballista cluster can carry to its executors (this provider it cannot),
-    /// read at that version until the table is registered again.
-    pub(crate) async fn newest_as_listing(
+    /// The table at `snapshot` as a plain listing of its files: what a
+    /// Ballista cluster can carry to its executors (this provider it cannot).
+    pub(crate) async fn listing(
         &self,
         ctx: &SessionContext,
+        snapshot: &Snapshot,
     ) -> Result<ListingTable, EngineError> {
-        let snapshot = self.newest().await?;
         let state = ctx.state();
         let store = state.runtime_env().object_store(&self.store_url)?;
         let mut sorted = true;

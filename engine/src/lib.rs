@@ -20,11 +20,13 @@ mod file_scans;
 mod in_list_guard;
 mod join_build_once;
 mod leftovers;
+mod listed_versions;
 mod load;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
 mod range_merge;
+mod rejects;
 mod repartition_buffers;
 mod scan_checks;
 mod session;
@@ -87,6 +89,8 @@ impl Dataset {
 pub struct Engine {
     ctx: SessionContext,
     dataset: Option<Arc<Dataset>>,
+    /// Delta tables registered as a version's files (on a Ballista cluster).
+    listed: Arc<listed_versions::ListedVersions>,
 }
 
 /// The dataset folder and the tables registered from it, for [`Engine::refresh_tables`].
@@ -114,7 +118,7 @@ impl Engine {
         let ctx = session::new_context(config)?;
         let mode = ExecutionMode::parse(&config.engine.remote)?;
         let ctx = cluster::distributed_context(ctx, &mode).await?;
-        let registered = session::register_tables(&ctx, config).await?;
+        let (registered, listed) = session::register_tables(&ctx, config).await?;
         let dataset = config.data.location()?.map(|dir| {
             Arc::new(Dataset {
                 dir,
@@ -123,15 +127,22 @@ impl Engine {
                 registered: Mutex::new(registered),
             })
         });
-        Ok(Engine { ctx, dataset })
+        Ok(Engine {
+            ctx,
+            dataset,
+            listed: Arc::new(listed),
+        })
     }
 
     /// Brings the tables of the dataset folder up to date: a new subfolder
     /// becomes a table, a removed one is dropped. A long-running server calls
     /// this before each request, so tables written while it runs are visible to
-    /// the next query. A new folder that cannot be read yet is skipped (and
-    /// logged), not an error for the query at hand.
+    /// the next query (on a Ballista cluster too, where a Delta table is
+    /// registered again when a newer version was committed). A new folder that
+    /// cannot be read yet is skipped (and logged), not an error for the query
+    /// at hand.
     pub async fn refresh_tables(&self) -> Result<(), EngineError> {
+        self.listed.refresh(&self.ctx).await?;
         let Some(dataset) = &self.dataset else {
             return Ok(());
         };
@@ -145,6 +156,7 @@ impl Engine {
         for name in known.iter() {
             if !found.iter().any(|(n, _)| n == name) {
                 self.ctx.deregister_table(name.as_str())?;
+                self.listed.forget(name).await;
                 dataset.registered()?.remove(name);
             }
         }
@@ -161,7 +173,10 @@ impl Engine {
             )
             .await
             {
-                Ok(()) => {
+                Ok(listed) => {
+                    if let Some(listed) = listed {
+                        self.listed.add(listed).await;
+                    }
                     dataset.registered()?.insert(name);
                 }
                 Err(e) => tracing::debug!(table = %name, error = %e, "new table not readable yet"),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::listing::ListingTableUrl;
@@ -36,6 +36,7 @@ use crate::delta_tables::{
 };
 use crate::error::EngineError;
 use crate::failpoints;
+use crate::rejects::{Rejected, Rejects, rejects_schema};
 use crate::storage::Location;
 use crate::table_writes::{
     MemberSample, WriteError, create, has_member_ranges, hex, stored_ranges, write_ranges,
@@ -231,14 +232,14 @@ pub(crate) async fn load(
     };
     let ranged = has_member_ranges(&schema, &sort_order);
     let read = Arc::new(Mutex::new(ReadState {
-        rejected: Vec::new(),
+        rejected: matches!(request.bad_rows, BadRows::Quarantine(_))
+            .then(|| Rejects::new(&batch_id, Arc::clone(&ctx.runtime_env().disk_manager))),
         sample: (ranged && !exists).then(MemberSample::default),
     }));
     let rows = read_rows(
         reader,
         inputs,
         Arc::clone(&schema),
-        matches!(request.bad_rows, BadRows::Quarantine(_)),
         Arc::clone(&read),
         Arc::clone(progress),
     );
@@ -285,11 +286,12 @@ pub(crate) async fn load(
         Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
     })?;
     failpoints::point("load:files_written").await;
-    let rejected = std::mem::take(&mut lock(&read).rejected);
+    let rejected = lock(&read).rejected.take();
+    let rejected_count = rejected.as_ref().map_or(0, Rejects::count);
     if let BadRows::Quarantine(rejects) = &request.bad_rows
-        && !rejected.is_empty()
+        && let Some(rejected) = rejected.filter(|r| r.count() > 0)
     {
-        quarantine_rows(ctx, request, rejects, &batch_id, &app_id, &rejected).await?;
+        quarantine_rows(ctx, request, rejects, &batch_id, &app_id, rejected).await?;
         failpoints::point("load:quarantined").await;
     }
     let files_written = written.len();
@@ -302,25 +304,12 @@ pub(crate) async fn load(
         files_written,
         version,
         already_loaded: false,
-        rejected: rejected.len() as u64,
+        rejected: rejected_count,
         spilled_bytes: spilled_bytes(plan.as_ref()),
     })
 }
 
-/// The columns of a rejects table.
-fn rejects_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("batch_id", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("row", DataType::Int64, false),
-        Field::new("line", DataType::Int64, true),
-        Field::new("column", DataType::Utf8, false),
-        Field::new("value", DataType::Utf8, true),
-        Field::new("reason", DataType::Utf8, false),
-    ]))
-}
-
-/// Commits `rejected` (of the batch `batch_id`) to the rejects table at
+/// Commits the rows `rejected` (of the batch `batch_id`) to the rejects table at
 /// `target`, creating it on first use, once per batch: a retry of a load
 /// that crashed after this commit records them only once.
 async fn quarantine_rows(
@@ -329,7 +318,7 @@ async fn quarantine_rows(
     target: &Location,
     batch_id: &str,
     app_id: &str,
-    rejected: &[Rejected],
+    rejected: Rejects,
 ) -> Result<(), EngineError> {
     let mut log = delta_table(ctx, target)?;
     let schema = rejects_schema();
@@ -349,36 +338,16 @@ async fn quarantine_rows(
             .await
             .map_err(|e| delta_error(target, e))?;
     }
-    let n = rejected.len();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![batch_id; n])),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|r| r.source.as_str()),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rejected.iter().map(|r| r.row as i64),
-        )),
-        Arc::new(Int64Array::from_iter(
-            rejected.iter().map(|r| r.line.map(|l| l as i64)),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|r| r.column.as_str()),
-        )),
-        Arc::new(StringArray::from_iter(
-            rejected.iter().map(|r| r.value.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rejected.iter().map(|r| r.reason.as_str()),
-        )),
-    ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-        .map_err(datafusion::error::DataFusionError::from)?;
     let (store, _) = table_store(ctx, target)?;
     let root = table_root(ctx, target)?;
-    let batch = futures::stream::iter([Ok::<_, WriteError>(batch)]);
-    let written = write_ranges(&store, &root, &schema, &[], batch, None, batch_id)
+    let batches =
+        futures::stream::iter(rejected.into_batches()?).map_err(|e| WriteError::from(Box::new(e)));
+    let written = write_ranges(&store, &root, &schema, &[], batches, None, batch_id)
         .await
-        .map_err(|e| EngineError::Invalid(format!("cannot write to {target}: {e}")))?;
+        .map_err(|e| match e.downcast::<EngineError>() {
+            Ok(read) => *read,
+            Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
+        })?;
     commit_batch(&log, target, app_id, written).await?;
     Ok(())
 }
@@ -534,7 +503,7 @@ impl Input {
 /// What reading a load's rows found besides them.
 struct ReadState {
     /// Rows set aside (with `--bad-rows quarantine`).
-    rejected: Vec<Rejected>,
+    rejected: Option<Rejects>,
     /// The member ids of a new table with member ranges.
     sample: Option<MemberSample>,
 }
@@ -551,7 +520,6 @@ fn read_rows(
     reader: SessionContext,
     inputs: Vec<Input>,
     schema: SchemaRef,
-    quarantine: bool,
     state: Arc<Mutex<ReadState>>,
     progress: Arc<LoadProgress>,
 ) -> SendableRecordBatchStream {
@@ -562,7 +530,7 @@ fn read_rows(
             let (state, progress) = (Arc::clone(&state), Arc::clone(&progress));
             async move {
                 let opened = input.open(&reader).await?;
-                conformed_rows(opened, schema, quarantine, state, progress).await
+                conformed_rows(opened, schema, state, progress).await
             }
         })
         .map_err(as_stream_error)
@@ -571,12 +539,12 @@ fn read_rows(
 }
 
 /// The input's rows conformed to `schema`: columns matched by name, values
-/// cast losslessly. A row that does not fit is set aside when `quarantine`,
-/// else an error naming the input, line and column.
+/// cast losslessly. A row that does not fit is set aside with `--bad-rows
+/// quarantine` (the state's `rejected`), else an error naming the input,
+/// line and column.
 async fn conformed_rows(
     input: Opened,
     schema: SchemaRef,
-    quarantine: bool,
     state: Arc<Mutex<ReadState>>,
     progress: Arc<LoadProgress>,
 ) -> Result<impl Stream<Item = Result<RecordBatch, DataFusionError>>, EngineError> {
@@ -618,8 +586,8 @@ async fn conformed_rows(
             reason: bad.reason,
         });
         let mut state = lock(&state);
-        if quarantine {
-            state.rejected.extend(bad);
+        if let Some(rejected) = &mut state.rejected {
+            bad.try_for_each(|bad| rejected.push(bad))?;
         } else if let Some(bad) = bad.next() {
             let place = match bad.line {
                 Some(line) => format!("line {line}"),
@@ -704,19 +672,6 @@ async fn read_file(reader: &SessionContext, file: &SourceFile) -> Result<DataFra
                 .map_err(named)
         }
     }
-}
-
-/// A source row that does not fit the table, set aside by `--bad-rows quarantine`.
-#[derive(Debug, Clone)]
-struct Rejected {
-    source: String,
-    /// 1-based, in its source.
-    row: u64,
-    /// Its line, in a CSV or JSON lines file.
-    line: Option<u64>,
-    column: String,
-    value: Option<String>,
-    reason: String,
 }
 
 /// `rows` sorted by `sort_order` (spilling under the memory limit), and the

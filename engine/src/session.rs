@@ -17,6 +17,7 @@ use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
 use crate::in_list_guard::GuardInListPairs;
 use crate::join_build_once::BuildJoinsOnce;
+use crate::listed_versions::ListedVersions;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
 use crate::scan_checks::CheckScanFiles;
@@ -138,33 +139,40 @@ pub(crate) fn metadata_cache_bytes(text: &str) -> Result<usize, EngineError> {
 }
 
 /// Registers the dataset folder's tables, then the explicitly configured ones;
-/// returns the names registered from the dataset folder.
+/// returns the names registered from the dataset folder, and the tables
+/// registered as a version's files (on a Ballista cluster).
 pub(crate) async fn register_tables(
     ctx: &SessionContext,
     config: &EngineConfig,
-) -> Result<BTreeSet<String>, EngineError> {
+) -> Result<(BTreeSet<String>, ListedVersions), EngineError> {
     let mut from_folder = BTreeSet::new();
+    let listed = ListedVersions::default();
     let distributed = !config.engine.remote.trim().is_empty();
     if let Some(dir) = config.data.location()? {
         for (name, location) in dataset_tables(ctx, &dir).await? {
             if config.tables.contains_key(&name) {
                 continue;
             }
-            register_table(
+            if let Some(version) = register_table(
                 ctx,
                 &name,
                 &location,
                 dataset_sort_order(&name),
                 distributed,
             )
-            .await?;
+            .await?
+            {
+                listed.add(version).await;
+            }
             from_folder.insert(name);
         }
     }
     for (name, table) in &config.tables {
         let order: Vec<&str> = table.sort_order().iter().map(String::as_str).collect();
         let location = Location::parse(&format!("table '{name}'"), table.location())?;
-        register_table(ctx, name, &location, &order, distributed).await?;
+        if let Some(version) = register_table(ctx, name, &location, &order, distributed).await? {
+            listed.add(version).await;
+        }
     }
-    Ok(from_folder)
+    Ok((from_folder, listed))
 }

@@ -674,6 +674,72 @@ fn quarantined_rows_are_set_aside_with_their_reasons_once_and_the_rest_loads() {
 }
 
 #[test]
+fn a_load_of_millions_of_bad_rows_sets_them_aside_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dataset");
+    // 2M rows, all but every 100th with a member id that is not a number:
+    // each rejected row was held in memory until the commit (about 0.5 GB)
+    let rows: i64 = 2_000_000;
+    let sql = format!(
+        "SELECT CASE WHEN v % 100 = 0 THEN CAST(v AS VARCHAR) ELSE 'm' || v END AS member_id, \
+         to_timestamp_micros({DAY} + v * 1000000) AS ts, 'view' AS event, 'tmall' AS channel \
+         FROM generate_series(1, {rows}) AS t(v)"
+    );
+    let args = [
+        "load",
+        "events",
+        "--sql",
+        &sql,
+        "--data",
+        data.to_str().unwrap(),
+        "--bad-rows",
+        "quarantine",
+        "--memory-limit",
+        "64MB",
+    ];
+    let (run, peak) = audience_with_peak_memory(&args, &[]);
+    let out = run.ok();
+    let good = rows / 100;
+    assert!(out.contains(&format!("loaded {good} rows")), "{out}");
+    assert!(
+        out.contains(&format!("{} rows did not fit", rows - good)),
+        "{out}"
+    );
+    assert!(
+        peak < 300_000_000,
+        "the load peaked at {} MB",
+        peak / 1_000_000
+    );
+    // each rejected row once (its place in the query's result, which has no
+    // order of its own), with its value and reason
+    let rejects = query(
+        &data,
+        "SELECT count(*), count(DISTINCT \"row\"), min(\"row\") >= 1, max(\"row\") <= 2000000, \
+         count(DISTINCT value), count(*) FILTER (WHERE CAST(substr(value, 2) AS BIGINT) % 100 = 0), \
+         count(*) FILTER (WHERE \"column\" <> 'member_id' \
+                          OR reason NOT LIKE '''' || value || '''' || ' is not a valid Int64%') \
+         FROM events_rejects",
+    );
+    let bad = (rows - good).to_string();
+    assert_eq!(
+        rejects[0],
+        [
+            bad.as_str(),
+            bad.as_str(),
+            "true",
+            "true",
+            bad.as_str(),
+            "0",
+            "0"
+        ]
+    );
+    assert_eq!(
+        query(&data, "SELECT count(*), sum(member_id) FROM events")[0],
+        [good.to_string(), (100 * good * (good + 1) / 2).to_string()]
+    );
+}
+
+#[test]
 fn a_load_larger_than_the_memory_limit_sorts_on_disk_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dataset");
