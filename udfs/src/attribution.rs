@@ -263,9 +263,10 @@ struct Sums<'a> {
     out: Vec<Credit<'a>>,
     /// Each value's place in `out`, by its bytes.
     slots: HashMap<&'a [u8], usize>,
-    /// The same by where a row's bytes lie: rows of one value often share
-    /// them ([`RowArena::push_value`]), and an offset hashes cheaper.
-    slot_at: HashMap<usize, usize>,
+    /// The same by where a row's bytes lie (start and length): rows of one
+    /// value often share them ([`RowArena::push_value`]), and a place hashes
+    /// cheaper.
+    slot_at: HashMap<(usize, u32), usize>,
 }
 
 impl<'a> Sums<'a> {
@@ -277,7 +278,7 @@ impl<'a> Sums<'a> {
 
     /// Adds `credit` to the value of `row`.
     fn add(&mut self, row: &ArenaRow, taken: &'a Taken, credit: f64) {
-        let slot = match self.slot_at.get(&row.from) {
+        let slot = match self.slot_at.get(&(row.from, row.len)) {
             Some(&slot) => slot,
             None => {
                 let value = taken.value(row);
@@ -286,7 +287,7 @@ impl<'a> Sums<'a> {
                 if slot == next {
                     self.out.push((Some(value), 0.0));
                 }
-                self.slot_at.insert(row.from, slot);
+                self.slot_at.insert((row.from, row.len), slot);
                 slot
             }
         };
@@ -313,10 +314,11 @@ impl<'a> Crediting<'a> {
         taken: &'a Taken,
     ) -> Result<&[Credit<'a>]> {
         let order = |a: &ArenaRow, b: &ArenaRow| {
-            a.ts.cmp(&b.ts).then_with(|| match a.from == b.from {
-                true => Ordering::Equal,
-                false => taken.value(a).cmp(taken.value(b)),
-            })
+            a.ts.cmp(&b.ts)
+                .then_with(|| match (a.from, a.len) == (b.from, b.len) {
+                    true => Ordering::Equal,
+                    false => taken.value(a).cmp(taken.value(b)),
+                })
         };
         // a member's rows mostly arrive in time order (the member-range
         // layout): one pass checks that and finds the touches
@@ -599,6 +601,26 @@ mod tests {
                 .unwrap();
         }
         arena.take(EmitTo::All)
+    }
+
+    #[test]
+    fn values_are_told_apart_by_their_bytes_where_they_start_at_one_place() {
+        // an empty value lies where the next value starts
+        let mut arena = RowArena::default();
+        for (ts, value, flags) in [(0, &b""[..], TOUCH), (1, b"a", TOUCH), (2, b"", CONVERSION)] {
+            arena.push(NAME, 0, ts, value, flags).unwrap();
+        }
+        let mut taken = arena.take(EmitTo::All);
+        let mut rows = std::mem::take(&mut taken.rows);
+        assert_eq!((rows[0].from, rows[1].from), (0, 0));
+        let rule = Rule {
+            model: Model::Linear,
+            lookback: DAY,
+            half_life: DAY,
+        };
+        let mut crediting = Crediting::default();
+        let credited = crediting.credits(&rule, &mut rows, &taken).unwrap();
+        assert_eq!(credited, [(Some(&b""[..]), 0.5), (Some(&b"a"[..]), 0.5)]);
     }
 
     #[test]
