@@ -281,10 +281,7 @@ pub(crate) async fn load(
         &batch_id,
     )
     .await
-    .map_err(|e| match e.downcast::<EngineError>() {
-        Ok(read) => *read,
-        Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
-    })?;
+    .map_err(|e| write_error(target, e))?;
     failpoints::point("load:files_written").await;
     let rejected = lock(&read).rejected.take();
     let rejected_count = rejected.as_ref().map_or(0, Rejects::count);
@@ -344,12 +341,18 @@ async fn quarantine_rows(
         futures::stream::iter(rejected.into_batches()?).map_err(|e| WriteError::from(Box::new(e)));
     let written = write_ranges(&store, &root, &schema, &[], batches, None, batch_id)
         .await
-        .map_err(|e| match e.downcast::<EngineError>() {
-            Ok(read) => *read,
-            Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
-        })?;
+        .map_err(|e| write_error(target, e))?;
     commit_batch(&log, target, app_id, written).await?;
     Ok(())
+}
+
+/// A failed write of rows to `target`: the error of the rows themselves
+/// (an input's, carried through the stream) when it is one, else the write's.
+fn write_error(target: &Location, e: WriteError) -> EngineError {
+    match e.downcast::<EngineError>() {
+        Ok(read) => *read,
+        Err(e) => EngineError::Invalid(format!("cannot write to {target}: {e}")),
+    }
 }
 
 /// Commits the files `written` to the table `log` at `target` as one append
