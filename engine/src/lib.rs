@@ -28,6 +28,7 @@ mod parquet_guard;
 mod range_merge;
 mod rejects;
 mod repartition_buffers;
+mod run_aggregate;
 mod scan_checks;
 mod session;
 mod spill;

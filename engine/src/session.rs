@@ -20,6 +20,7 @@ use crate::join_build_once::BuildJoinsOnce;
 use crate::listed_versions::ListedVersions;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
+use crate::run_aggregate::AggregateRuns;
 use crate::scan_checks::CheckScanFiles;
 use crate::spill::disk_manager;
 use crate::storage::{Location, StoreRegistry};
@@ -59,7 +60,8 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
 /// enforced). When `in_process` (a plan that travels to Ballista cannot carry
-/// their nodes), also: nested loop joins that build once, yield points and the
+/// their nodes), also: aggregates over sorted keys that group by runs, nested
+/// loop joins that build once, yield points and the
 /// fence that names the file of a failed read after the physical rules, the
 /// guard that keeps DataFusion from merging `IN` lists wrongly among the
 /// analyzer rules, and the faster `CAST(ts AS DATE)` after the optimizer's
@@ -77,6 +79,7 @@ pub(crate) fn context_with(
     ];
     rules.extend(PhysicalOptimizer::new().rules);
     if in_process {
+        rules.push(Arc::new(AggregateRuns));
         rules.push(Arc::new(BuildJoinsOnce));
         rules.push(Arc::new(InsertYieldPoints));
         rules.push(Arc::new(FenceFileReads));

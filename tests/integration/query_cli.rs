@@ -267,7 +267,8 @@ fn recipes_run_on_the_sample() {
 #[test]
 fn per_member_aggregates_stream_without_repartition() {
     // Files hold disjoint member ranges, so the scan declares range partitioning on
-    // member_id: one aggregation phase, sorted (streaming), and no RepartitionExec.
+    // member_id: one aggregation phase, sorted (streaming, grouping by runs of
+    // member ids), and no RepartitionExec.
     let plan = audience(&[
         "query",
         "--target-partitions",
@@ -278,7 +279,7 @@ fn per_member_aggregates_stream_without_repartition() {
     ])
     .ok();
     assert!(
-        plan.contains("AggregateExec: mode=SinglePartitioned"),
+        plan.contains("RunAggregateExec: mode=SinglePartitioned"),
         "{plan}"
     );
     assert!(plan.contains("ordering_mode=Sorted"), "{plan}");

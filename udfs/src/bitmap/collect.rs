@@ -13,6 +13,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 use roaring::RoaringBitmap;
 
+use super::id_sets::IdSets;
 use super::{bitmaps, check_id, decode_all, element, encode, heap_size, ids};
 use crate::args::passes_filter;
 
@@ -48,38 +49,33 @@ fn output(sets: &[RoaringBitmap]) -> ArrayRef {
     Arc::new(BinaryArray::from_iter_values(sets.iter().map(encode)))
 }
 
-/// Adds the ids of `values[0]` passing `filter` to `sets[group(i)]`.
+/// Adds the ids of `values[0]` passing `filter` to `sets`' group `group(i)`.
 fn add_ids(
     values: &[ArrayRef],
     filter: Option<&BooleanArray>,
-    mut set_of: impl FnMut(usize) -> usize,
-    sets: &mut [RoaringBitmap],
+    mut group: impl FnMut(usize) -> usize,
+    sets: &mut IdSets,
 ) -> Result<()> {
     for (i, id) in ids(NAME, &values[0])?.iter().enumerate() {
         if let Some(id) = id
             && passes_filter(filter, i)
         {
-            let (set, id) = (&mut sets[set_of(i)], element(NAME, id)?);
-            // Ids arrive in member order on the member-range layout: appending
-            // past the maximum (or repeating it) is O(1), a search only for an
-            // id out of order.
-            if set.try_push(id).is_err() && set.max() != Some(id) {
-                set.insert(id);
-            }
+            sets.add(group(i), element(NAME, id)?);
         }
     }
+    sets.settle();
     Ok(())
 }
 
-/// ORs the partial bitmaps of `states[0]` into `sets[set_of(i)]`.
+/// ORs the partial bitmaps of `states[0]` into `sets`' group `group(i)`.
 fn merge_states(
     states: &[ArrayRef],
-    mut set_of: impl FnMut(usize) -> usize,
-    sets: &mut [RoaringBitmap],
+    mut group: impl FnMut(usize) -> usize,
+    sets: &mut IdSets,
 ) -> Result<()> {
     for (i, partial) in decode_all(NAME, &bitmaps(&states[0])?).enumerate() {
         if let Some(partial) = partial? {
-            sets[set_of(i)] |= partial;
+            sets.union(group(i), partial);
         }
     }
     Ok(())
@@ -139,9 +135,17 @@ impl AggregateUDFImpl for BitmapAgg {
 }
 
 /// One group's bitmap.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CollectAccumulator {
-    set: [RoaringBitmap; 1],
+    set: IdSets,
+}
+
+impl Default for CollectAccumulator {
+    fn default() -> Self {
+        let mut set = IdSets::default();
+        set.resize(1);
+        CollectAccumulator { set }
+    }
 }
 
 impl Accumulator for CollectAccumulator {
@@ -150,11 +154,11 @@ impl Accumulator for CollectAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(encode(&self.set[0]))))
+        Ok(ScalarValue::Binary(Some(encode(self.set.complete(0)))))
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + heap_size(&self.set[0])
+        size_of_val(self) + self.set.size() + heap_size(self.set.set(0))
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -169,7 +173,7 @@ impl Accumulator for CollectAccumulator {
 /// Every group's bitmap, and the heap they hold.
 #[derive(Debug, Default)]
 struct CollectGroups {
-    sets: Vec<RoaringBitmap>,
+    sets: IdSets,
     /// Per group, its bitmap's [`heap_size`] when last measured.
     heaps: Vec<usize>,
     /// `heaps`, summed.
@@ -193,9 +197,9 @@ impl CollectGroups {
         group_indices: &[usize],
         total_num_groups: usize,
         ids: bool,
-        change: impl FnOnce(&mut [RoaringBitmap]) -> Result<()>,
+        change: impl FnOnce(&mut IdSets) -> Result<()>,
     ) -> Result<()> {
-        self.sets.resize(total_num_groups, RoaringBitmap::new());
+        self.sets.resize(total_num_groups);
         self.heaps.resize(total_num_groups, 0);
         self.unmeasured.resize(total_num_groups, 0);
         let changed = change(&mut self.sets);
@@ -210,7 +214,7 @@ impl CollectGroups {
         for &g in group_indices {
             let due = self.unmeasured[g].saturating_mul(BYTES_PER_MEASURED_ID);
             if self.unmeasured[g] > 0 && due >= self.heaps[g] {
-                let heap = heap_size(&self.sets[g]);
+                let heap = heap_size(self.sets.set(g));
                 self.held = self.held + heap - self.heaps[g];
                 self.heaps[g] = heap;
                 self.unmeasured[g] = 0;
@@ -236,7 +240,7 @@ impl GroupsAccumulator for CollectGroups {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         emit_to.take_needed(&mut self.unmeasured);
         self.held -= emit_to.take_needed(&mut self.heaps).iter().sum::<usize>();
-        Ok(output(&emit_to.take_needed(&mut self.sets)))
+        Ok(output(&self.sets.take(emit_to)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -259,13 +263,14 @@ impl GroupsAccumulator for CollectGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let mut sets = vec![RoaringBitmap::new(); values[0].len()];
+        let mut sets = IdSets::default();
+        sets.resize(values[0].len());
         add_ids(values, opt_filter, |i| i, &mut sets)?;
-        Ok(vec![output(&sets)])
+        Ok(vec![output(&sets.take(EmitTo::All))])
     }
 
     fn size(&self) -> usize {
-        self.sets.capacity() * size_of::<RoaringBitmap>()
+        self.sets.size()
             + self.heaps.capacity() * size_of::<usize>()
             + self.unmeasured.capacity() * size_of::<usize>()
             + self.held

@@ -7,6 +7,7 @@ pub(crate) mod collect;
 pub(crate) mod combine;
 pub(crate) mod contains;
 pub(crate) mod from_array;
+mod id_sets;
 pub(crate) mod set_op;
 pub(crate) mod to_array;
 
