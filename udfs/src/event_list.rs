@@ -29,17 +29,20 @@ pub(crate) struct Event {
 
 /// What an ordered behavioral aggregate computes from one group's events.
 pub(crate) trait EventsFinish: Debug + Send + Sync + 'static {
-    /// A group's result.
-    type Value;
+    /// Results being built, one group after another.
+    type Output: Default;
     /// Whether the arguments after `ts` are conditions (else constants, and
     /// every event's mask is 0).
     const CONDITIONS: bool = true;
     /// Whether a usable row with these conditions must be kept (others only count as "seen").
     fn keep(&self, mask: u32) -> bool;
-    /// The group's result from its events, in arrival order (the function sorts as it needs).
-    fn finish(&self, events: &mut [Event]) -> Result<Self::Value>;
-    /// The output array for per-group results; `None` is a group with no usable row.
-    fn output(&self, values: Vec<Option<Self::Value>>) -> ArrayRef;
+    /// Adds the group's result from its events, in arrival order (the
+    /// function sorts as it needs).
+    fn finish(&self, events: &mut [Event], out: &mut Self::Output) -> Result<()>;
+    /// Adds the result of a group with no usable row.
+    fn unseen(&self, out: &mut Self::Output);
+    /// The output array of the results added.
+    fn output(&self, out: Self::Output) -> ArrayRef;
 }
 
 /// The partial-state fields: event timestamps, event masks, and the seen flag.
@@ -196,18 +199,16 @@ impl<F: EventsFinish> GroupsAccumulator for EventGroups<F> {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let (mut events, offsets, seen) = self.take(emit_to);
-        let mut values = Vec::with_capacity(seen.len());
+        let mut out = F::Output::default();
         for (g, seen) in seen.iter().enumerate() {
-            values.push(if *seen {
-                Some(
-                    self.finish
-                        .finish(&mut events[offsets[g]..offsets[g + 1]])?,
-                )
+            if *seen {
+                self.finish
+                    .finish(&mut events[offsets[g]..offsets[g + 1]], &mut out)?;
             } else {
-                None
-            });
+                self.finish.unseen(&mut out);
+            }
         }
-        Ok(self.finish.output(values))
+        Ok(self.finish.output(out))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -371,13 +372,13 @@ impl<F: EventsFinish> Accumulator for EventAccumulator<F> {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let value = if self.seen {
-            let mut events = self.events.clone();
-            Some(self.finish.finish(&mut events)?)
+        let mut out = F::Output::default();
+        if self.seen {
+            self.finish.finish(&mut self.events.clone(), &mut out)?;
         } else {
-            None
-        };
-        ScalarValue::try_from_array(&self.finish.output(vec![value]), 0)
+            self.finish.unseen(&mut out);
+        }
+        ScalarValue::try_from_array(&self.finish.output(out), 0)
     }
 
     fn size(&self) -> usize {

@@ -465,21 +465,26 @@ impl SequenceFinish {
 }
 
 impl crate::event_list::EventsFinish for SequenceFinish {
-    type Value = i64;
+    type Output = Vec<Option<i64>>;
 
     fn keep(&self, mask: u32) -> bool {
         mask != 0
     }
 
-    fn finish(&self, events: &mut [Event]) -> Result<i64> {
+    fn finish(&self, events: &mut [Event], out: &mut Self::Output) -> Result<()> {
         Pattern::sort(events);
-        match self.kind {
-            SequenceKind::Match => self.pattern.matches(events).map(i64::from),
-            SequenceKind::Count => self.pattern.count(events),
-        }
+        out.push(Some(match self.kind {
+            SequenceKind::Match => self.pattern.matches(events).map(i64::from)?,
+            SequenceKind::Count => self.pattern.count(events)?,
+        }));
+        Ok(())
     }
 
-    fn output(&self, values: Vec<Option<i64>>) -> datafusion::arrow::array::ArrayRef {
+    fn unseen(&self, out: &mut Self::Output) {
+        out.push(None);
+    }
+
+    fn output(&self, values: Self::Output) -> datafusion::arrow::array::ArrayRef {
         use std::sync::Arc;
 
         use datafusion::arrow::array::{BooleanArray, Int64Array};

@@ -89,29 +89,33 @@ impl SessionRule {
                     .is_some_and(|max| ts.saturating_sub(open.start) >= max))
     }
 
-    /// The sessions of `sorted` timestamps: `(start, end, events)` each.
-    pub(crate) fn sessions(&self, sorted: impl IntoIterator<Item = i64>) -> Vec<(i64, i64, i64)> {
-        let mut sessions: Vec<(i64, i64, i64)> = Vec::new();
-        let mut open: Option<Open> = None;
+    /// Calls `session(start, end, events)` for each session of `sorted`
+    /// timestamps, in order.
+    pub(crate) fn cut(
+        &self,
+        sorted: impl IntoIterator<Item = i64>,
+        mut session: impl FnMut(i64, i64, i64),
+    ) {
+        let mut sorted = sorted.into_iter();
+        let Some(first) = sorted.next() else {
+            return;
+        };
+        let (mut open, mut events) = (
+            Open {
+                start: first,
+                last: first,
+            },
+            1,
+        );
         for ts in sorted {
-            match &mut open {
-                Some(current) if !self.splits(current, ts) => {
-                    current.last = ts;
-                    if let Some(last) = sessions.last_mut() {
-                        last.1 = ts;
-                        last.2 += 1;
-                    }
-                }
-                _ => {
-                    open = Some(Open {
-                        start: ts,
-                        last: ts,
-                    });
-                    sessions.push((ts, ts, 1));
-                }
+            if self.splits(&open, ts) {
+                session(open.start, open.last, events);
+                (open.start, events) = (ts, 0);
             }
+            open.last = ts;
+            events += 1;
         }
-        sessions
+        session(open.start, open.last, events);
     }
 }
 
@@ -120,6 +124,16 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000;
+
+    impl SessionRule {
+        fn sessions(&self, sorted: impl IntoIterator<Item = i64>) -> Vec<(i64, i64, i64)> {
+            let mut sessions = Vec::new();
+            self.cut(sorted, |start, end, events| {
+                sessions.push((start, end, events))
+            });
+            sessions
+        }
+    }
 
     fn rule(gap: i64, max_length: Option<i64>) -> SessionRule {
         let mut constants = vec![Some(ScalarValue::Int64(Some(gap)))];

@@ -100,29 +100,50 @@ impl SessionsFinish {
     }
 }
 
+/// Groups' sessions, one column each, and how many each group has.
+#[derive(Debug, Default)]
+struct SessionColumns {
+    lengths: Vec<usize>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+    counts: Vec<i64>,
+}
+
 impl EventsFinish for SessionsFinish {
-    type Value = Vec<(i64, i64, i64)>;
+    type Output = SessionColumns;
     const CONDITIONS: bool = false;
 
     fn keep(&self, _mask: u32) -> bool {
         true
     }
 
-    fn finish(&self, events: &mut [Event]) -> Result<Self::Value> {
-        events.sort_unstable_by_key(|e| e.ts);
-        Ok(self.rule.sessions(events.iter().map(|e| e.ts)))
+    fn finish(&self, events: &mut [Event], out: &mut SessionColumns) -> Result<()> {
+        if !events.is_sorted_by_key(|e| e.ts) {
+            events.sort_unstable_by_key(|e| e.ts);
+        }
+        let before = out.starts.len();
+        self.rule
+            .cut(events.iter().map(|e| e.ts), |start, end, events| {
+                out.starts.push(start);
+                out.ends.push(end);
+                out.counts.push(events);
+            });
+        out.lengths.push(out.starts.len() - before);
+        Ok(())
     }
 
-    fn output(&self, values: Vec<Option<Self::Value>>) -> ArrayRef {
-        let lengths = values.iter().map(|v| v.as_ref().map_or(0, Vec::len));
+    fn unseen(&self, out: &mut SessionColumns) {
+        out.lengths.push(0);
+    }
+
+    fn output(&self, out: SessionColumns) -> ArrayRef {
+        let SessionColumns {
+            lengths,
+            starts,
+            ends,
+            counts,
+        } = out;
         let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
-        let all = values.into_iter().flatten().flatten();
-        let (mut starts, mut ends, mut counts) = (Vec::new(), Vec::new(), Vec::new());
-        for (start, end, events) in all {
-            starts.push(start);
-            ends.push(end);
-            counts.push(events);
-        }
         let tz = self.time_zone.clone();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone_opt(tz.clone())),

@@ -82,24 +82,27 @@ fn from_physical(args: &AccumulatorArgs) -> Result<Funnel> {
 }
 
 impl EventsFinish for Funnel {
-    type Value = i64;
+    type Output = Vec<Option<i32>>;
 
     fn keep(&self, mask: u32) -> bool {
         Funnel::keep(self, mask)
     }
 
-    fn finish(&self, events: &mut [Event]) -> Result<i64> {
+    fn finish(&self, events: &mut [Event], out: &mut Self::Output) -> Result<()> {
         if !events.is_sorted_by_key(|e| e.ts) {
             events.sort_unstable_by_key(|e| e.ts);
         }
         let reached = self.pass::<false>(events, &mut Scratch::default())?;
-        Ok(reached.level as i64)
+        out.push(Some(reached.level as i32));
+        Ok(())
     }
 
-    fn output(&self, values: Vec<Option<i64>>) -> ArrayRef {
-        Arc::new(Int32Array::from_iter(
-            values.into_iter().map(|v| v.map(|v| v as i32)),
-        ))
+    fn unseen(&self, out: &mut Self::Output) {
+        out.push(None);
+    }
+
+    fn output(&self, out: Self::Output) -> ArrayRef {
+        Arc::new(Int32Array::from(out))
     }
 }
 
