@@ -10,6 +10,7 @@ mod config;
 mod conform;
 mod date_cast;
 mod delta_tables;
+mod dictionary_compare;
 mod duration;
 mod error;
 mod export;

@@ -13,6 +13,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::EngineConfig;
 use crate::catalog::{dataset_sort_order, dataset_tables, register_table};
 use crate::date_cast::FastDateCasts;
+use crate::dictionary_compare::CompareDictionaryKeys;
 use crate::error::EngineError;
 use crate::file_reads::FenceFileReads;
 use crate::in_list_guard::GuardInListPairs;
@@ -60,7 +61,8 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
 /// and, ahead of the physical optimizer's own rules, the scan-file check and the
 /// member-range rule (it must declare partitioning before distribution is
 /// enforced). When `in_process` (a plan that travels to Ballista cannot carry
-/// their nodes), also: aggregates over sorted keys that group by runs, nested
+/// their nodes), also: comparisons of dictionary strings with constants on
+/// their keys, aggregates over sorted keys that group by runs, nested
 /// loop joins that build once, yield points and the
 /// fence that names the file of a failed read after the physical rules, the
 /// guard that keeps DataFusion from merging `IN` lists wrongly among the
@@ -79,6 +81,7 @@ pub(crate) fn context_with(
     ];
     rules.extend(PhysicalOptimizer::new().rules);
     if in_process {
+        rules.push(Arc::new(CompareDictionaryKeys));
         rules.push(Arc::new(AggregateRuns));
         rules.push(Arc::new(BuildJoinsOnce));
         rules.push(Arc::new(InsertYieldPoints));
