@@ -81,41 +81,52 @@ impl SessionRule {
     }
 
     /// Whether an event at `ts` (not before `open.last`) begins a new session.
+    #[inline(always)]
     pub(crate) fn splits(&self, open: &Open, ts: i64) -> bool {
-        ts > open.last
-            && (ts - open.last > self.gap
-                || self
+        // `&` and `|`, not `&&` and `||`: no branch on the data
+        (ts > open.last)
+            & ((ts - open.last > self.gap)
+                | self
                     .max_length
                     .is_some_and(|max| ts.saturating_sub(open.start) >= max))
     }
 
-    /// Calls `session(start, end, events)` for each session of `sorted`
-    /// timestamps, in order.
+    /// Calls `session(start, end, events)` for each session of the `len`
+    /// sorted timestamps `ts(0..len)`, in order; `starts` is scratch space.
     pub(crate) fn cut(
         &self,
-        sorted: impl IntoIterator<Item = i64>,
+        len: usize,
+        ts: impl Fn(usize) -> i64,
+        starts: &mut Vec<usize>,
         mut session: impl FnMut(i64, i64, i64),
     ) {
-        let mut sorted = sorted.into_iter();
-        let Some(first) = sorted.next() else {
+        if len == 0 {
             return;
-        };
-        let (mut open, mut events) = (
+        }
+        // Each session's first index, without a branch per event (where
+        // sessions split is data, which a branch predictor misses): every
+        // index is written, and the count moves past it where a session begins.
+        starts.clear();
+        starts.resize(len, 0);
+        let (mut open, mut n) = (
             Open {
-                start: first,
-                last: first,
+                start: ts(0),
+                last: ts(0),
             },
             1,
         );
-        for ts in sorted {
-            if self.splits(&open, ts) {
-                session(open.start, open.last, events);
-                (open.start, events) = (ts, 0);
-            }
-            open.last = ts;
-            events += 1;
+        for i in 1..len {
+            let t = ts(i);
+            let split = self.splits(&open, t);
+            starts[n] = i;
+            n += usize::from(split);
+            open.start = if split { t } else { open.start };
+            open.last = t;
         }
-        session(open.start, open.last, events);
+        for k in 0..n {
+            let next = if k + 1 < n { starts[k + 1] } else { len };
+            session(ts(starts[k]), ts(next - 1), (next - starts[k]) as i64);
+        }
     }
 }
 
@@ -126,11 +137,14 @@ mod tests {
     const S: i64 = 1_000_000;
 
     impl SessionRule {
-        fn sessions(&self, sorted: impl IntoIterator<Item = i64>) -> Vec<(i64, i64, i64)> {
+        fn sessions<const N: usize>(&self, sorted: [i64; N]) -> Vec<(i64, i64, i64)> {
             let mut sessions = Vec::new();
-            self.cut(sorted, |start, end, events| {
-                sessions.push((start, end, events))
-            });
+            self.cut(
+                N,
+                |i| sorted[i],
+                &mut Vec::new(),
+                |start, end, events| sessions.push((start, end, events)),
+            );
             sessions
         }
     }

@@ -107,6 +107,8 @@ struct SessionColumns {
     starts: Vec<i64>,
     ends: Vec<i64>,
     counts: Vec<i64>,
+    /// Scratch space of [`SessionRule::cut`].
+    first_indices: Vec<usize>,
 }
 
 impl EventsFinish for SessionsFinish {
@@ -122,12 +124,17 @@ impl EventsFinish for SessionsFinish {
             events.sort_unstable_by_key(|e| e.ts);
         }
         let before = out.starts.len();
-        self.rule
-            .cut(events.iter().map(|e| e.ts), |start, end, events| {
-                out.starts.push(start);
-                out.ends.push(end);
-                out.counts.push(events);
-            });
+        let (starts, ends, counts) = (&mut out.starts, &mut out.ends, &mut out.counts);
+        self.rule.cut(
+            events.len(),
+            |i| events[i].ts,
+            &mut out.first_indices,
+            |start, end, events| {
+                starts.push(start);
+                ends.push(end);
+                counts.push(events);
+            },
+        );
         out.lengths.push(out.starts.len() - before);
         Ok(())
     }
@@ -142,6 +149,7 @@ impl EventsFinish for SessionsFinish {
             starts,
             ends,
             counts,
+            ..
         } = out;
         let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
         let tz = self.time_zone.clone();
