@@ -275,13 +275,11 @@ impl PhysicalExpr for KeysIn {
 mod tests {
     use datafusion::arrow::array::{DictionaryArray, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Int8Type, Int32Type};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
-    use datafusion::execution::SessionStateBuilder;
-    use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-    use datafusion::prelude::{SessionConfig, SessionContext};
+    use datafusion::prelude::SessionContext;
 
     use super::*;
+    use crate::rule_tests::plan_and_answer as run;
 
     /// `events(k, event, small)`: `event` a dictionary with NULL rows, a NULL
     /// value and a value twice; `small` the same with 8-bit keys.
@@ -325,30 +323,10 @@ mod tests {
         .unwrap();
         let table = MemTable::try_new(schema, vec![vec![batch.slice(0, 77), batch.slice(77, 123)]])
             .unwrap();
-        let mut rules = PhysicalOptimizer::new().rules;
-        if on_keys {
-            rules.push(Arc::new(CompareDictionaryKeys));
-        }
-        let state = SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(SessionConfig::new().with_target_partitions(1))
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        ctx.register_table("events", Arc::new(table)).unwrap();
-        ctx
-    }
-
-    async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = df.clone().create_physical_plan().await.unwrap();
-        let plan = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(false)
-            .to_string();
-        let answer = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (plan, answer)
+        let rule = on_keys.then(|| {
+            Arc::new(CompareDictionaryKeys) as Arc<dyn PhysicalOptimizerRule + Send + Sync>
+        });
+        crate::rule_tests::context(table, rule)
     }
 
     /// How many comparisons the plan of `sql` answers on keys.

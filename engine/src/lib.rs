@@ -29,6 +29,8 @@ mod parquet_guard;
 mod range_merge;
 mod rejects;
 mod repartition_buffers;
+#[cfg(test)]
+mod rule_tests;
 mod run_aggregate;
 mod scan_checks;
 mod session;

@@ -326,13 +326,11 @@ impl Runs {
 mod tests {
     use datafusion::arrow::array::{Int64Array, TimestampMicrosecondArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
-    use datafusion::execution::SessionStateBuilder;
-    use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-    use datafusion::prelude::{SessionConfig, SessionContext, col};
+    use datafusion::prelude::{SessionContext, col};
 
     use super::*;
+    use crate::rule_tests::plan_and_answer as run;
 
     /// A context over `events(k, v, ts)`, sorted by `k` (NULLs last), cut into
     /// batches of `batch_rows`; grouping by runs when `runs`.
@@ -378,31 +376,9 @@ mod tests {
         let table = MemTable::try_new(schema, vec![batches])
             .unwrap()
             .with_sort_order(vec![vec![col("k").sort(true, false)]]);
-        let mut rules = PhysicalOptimizer::new().rules;
-        if runs {
-            rules.push(Arc::new(AggregateRuns));
-        }
-        let state = SessionStateBuilder::new()
-            .with_default_features()
-            .with_config(SessionConfig::new().with_target_partitions(1))
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        audience_udfs::register_all(&ctx).unwrap();
-        ctx.register_table("events", Arc::new(table)).unwrap();
-        ctx
-    }
-
-    async fn run(ctx: &SessionContext, sql: &str) -> (String, String) {
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = df.clone().create_physical_plan().await.unwrap();
-        let plan = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(false)
-            .to_string();
-        let answer = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (plan, answer)
+        let rule =
+            runs.then(|| Arc::new(AggregateRuns) as Arc<dyn PhysicalOptimizerRule + Send + Sync>);
+        crate::rule_tests::context(table, rule)
     }
 
     #[tokio::test]
