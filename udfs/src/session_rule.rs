@@ -106,8 +106,11 @@ impl SessionRule {
         // Each session's first index, without a branch per event (where
         // sessions split is data, which a branch predictor misses): every
         // index is written, and the count moves past it where a session begins.
-        starts.clear();
-        starts.resize(len, 0);
+        // Grown, never cleared: every index read below is written first.
+        if starts.len() < len {
+            starts.resize(len, 0);
+        }
+        starts[0] = 0;
         let (mut open, mut n) = (
             Open {
                 start: ts(0),
@@ -153,6 +156,28 @@ mod tests {
         let mut constants = vec![Some(ScalarValue::Int64(Some(gap)))];
         constants.extend(max_length.map(|m| Some(ScalarValue::Int64(Some(m)))));
         SessionRule::new("sessions", &constants).unwrap()
+    }
+
+    #[test]
+    fn scratch_left_by_a_longer_member_does_not_leak_into_the_next() {
+        let r = rule(10, None);
+        let mut scratch = Vec::new();
+        let mut cut = |ts: &[i64]| {
+            let mut sessions = Vec::new();
+            r.cut(
+                ts.len(),
+                |i| ts[i],
+                &mut scratch,
+                |s, e, n| sessions.push((s, e, n)),
+            );
+            sessions
+        };
+        let long: Vec<i64> = (0..50).map(|i| i * 11 * S).collect();
+        assert_eq!(cut(&long).len(), 50);
+        assert_eq!(
+            cut(&[3 * S, 5 * S, 30 * S]),
+            vec![(3 * S, 5 * S, 2), (30 * S, 30 * S, 1)]
+        );
     }
 
     #[test]
