@@ -101,7 +101,9 @@ fn describe(e: &DataFusionError) -> String {
         _ => e.to_string(),
     };
     let mut hint = "";
-    if is_spill_limit_error(&msg) {
+    if let Some(mismatch) = signature_mismatch(&msg) {
+        msg = mismatch;
+    } else if is_spill_limit_error(&msg) {
         // DataFusion's message names its own setting, which Audience users do not set
         let limit = msg
             .split("allowable limit of ")
@@ -133,6 +135,28 @@ fn describe(e: &DataFusionError) -> String {
     }
     msg.push_str(hint);
     msg
+}
+
+/// DataFusion's error for a built-in function called with arguments none of
+/// its signatures takes reads "Internal error" and repeats each signature's
+/// reason: said as the user's mistake, each reason once.
+fn signature_mismatch(msg: &str) -> Option<String> {
+    let (_, rest) = msg.split_once("Internal error: Function '")?;
+    let (name, reasons) = rest.split_once("' failed to match any signature, errors: ")?;
+    let function = format!("Function '{name}' ");
+    let mut distinct: Vec<&str> = Vec::new();
+    for reason in reasons.split(",Error during planning: ") {
+        let reason = reason.trim_start_matches("Error during planning: ");
+        let reason = reason.strip_prefix(&function).unwrap_or(reason);
+        let reason = reason.trim_end_matches('.');
+        if !distinct.contains(&reason) {
+            distinct.push(reason);
+        }
+    }
+    Some(format!(
+        "Error during planning: function '{name}' does not take these arguments: it {}",
+        distinct.join("; it ")
+    ))
 }
 
 #[cfg(test)]
@@ -170,6 +194,27 @@ mod tests {
         // any other execution error stays as it is
         let other = DataFusionError::Execution("Job failed: stage 1: file not found".into());
         assert_eq!(classify(&other), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_built_in_called_with_wrong_arguments_is_the_users_mistake_said_once() {
+        // as DataFusion 55 words `round(DATE '2026-11-05', 4)`
+        let e = DataFusionError::Plan(
+            "Internal error: Function 'round' failed to match any signature, errors: Error \
+             during planning: Function 'round' requires Decimal, but received Date (DataType: \
+             Date32).,Error during planning: Function 'round' expects 1 arguments but received \
+             2,Error during planning: Function 'round' requires Integer, but received Date \
+             (DataType: Date32).,Error during planning: Function 'round' expects 1 arguments \
+             but received 2."
+                .into(),
+        );
+        assert_eq!(classify(&e), ErrorKind::InvalidInput);
+        assert_eq!(
+            describe(&e),
+            "Error during planning: function 'round' does not take these arguments: it requires \
+             Decimal, but received Date (DataType: Date32); it expects 1 arguments but received \
+             2; it requires Integer, but received Date (DataType: Date32)"
+        );
     }
 
     #[test]

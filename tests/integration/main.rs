@@ -2,6 +2,7 @@
 //! per file), a module per area. nextest still runs each test in its own process.
 
 mod aggregates_partitioning;
+mod ast_fuzz;
 mod bad_files;
 mod bench;
 mod cancellation;
