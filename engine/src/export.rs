@@ -80,8 +80,9 @@ async fn copy_to_object(
         .runtime_env()
         .object_store(ObjectStoreUrl::parse(format!("s3://{bucket}"))?)?;
     let parent = key.rsplit_once('/').map_or("", |(p, _)| p);
+    remove_stale_staging(store.as_ref(), parent).await;
     let staged_key = format!(
-        "{}{}.partial-{}-{name}",
+        "{}{}{STAGING}{}-{name}",
         parent,
         if parent.is_empty() { "" } else { "/" },
         unique_suffix()
@@ -135,12 +136,50 @@ impl Drop for StagedObject {
     }
 }
 
-/// A name part no concurrent export shares.
+/// How a staging object's name begins: `.partial-PID-NANOS-NAME`, its
+/// writer's process id and start time (nanoseconds since 1970), in hex.
+const STAGING: &str = ".partial-";
+
+/// A staging object older than this is a killed export's: a live export
+/// copies and deletes its staging object as soon as its upload completes.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A name part no concurrent export shares: `PID-NANOS`.
 fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
+    format!("{:x}-{:x}", std::process::id(), now_nanos())
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{:x}{:x}", std::process::id(), nanos)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// When the export that staged `name` started, by its name (nanoseconds).
+fn staged_at(name: &str) -> Option<u128> {
+    let mut parts = name.strip_prefix(STAGING)?.splitn(3, '-');
+    let (_pid, nanos, _target) = (parts.next()?, parts.next()?, parts.next()?);
+    u128::from_str_radix(nanos, 16).ok()
+}
+
+/// Removes what killed exports left directly under `parent`: staging objects
+/// started more than [`STALE_STAGING`] ago. (A multipart upload a killed
+/// export left incomplete is no object: the bucket's lifecycle rule for
+/// incomplete uploads removes it.) Best effort: a listing or deletion that
+/// fails leaves the objects, which readers skip as hidden.
+async fn remove_stale_staging(store: &dyn ObjectStore, parent: &str) {
+    let prefix = (!parent.is_empty()).then(|| ObjectPath::from(parent));
+    let Ok(listing) = store.list_with_delimiter(prefix.as_ref()).await else {
+        return;
+    };
+    let stale_before = now_nanos().saturating_sub(STALE_STAGING.as_nanos());
+    for object in listing.objects {
+        let started = object.location.filename().and_then(staged_at);
+        if started.is_some_and(|t| t < stale_before) && store.delete(&object.location).await.is_ok()
+        {
+            tracing::info!(object = %object.location, "removed what a killed export left");
+        }
+    }
 }
 
 /// An export to a local file or folder: staged in a hidden folder beside it,

@@ -177,6 +177,46 @@ fn segments_export_to_s3_whole_or_not_at_all() {
         &env,
     )
     .user_error("name the file with its extension");
+
+    // What a killed export leaves (its staging object, named with its process
+    // id and start time) goes with the next export to the same folder once an
+    // hour old; a running export's is kept.
+    let nanos =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let now = std::time::SystemTime::now();
+    let running = format!(".partial-7-{:x}-every7.parquet", nanos(now));
+    let killed = format!(
+        ".partial-7-{:x}-every7.parquet",
+        nanos(now - Duration::from_secs(2 * 3600))
+    );
+    for left in [&running, &killed] {
+        let planted = audience_with_env(
+            &[
+                "query",
+                "--data",
+                &data,
+                &format!("COPY ({segment}) TO 's3://{BUCKET}/segments/{left}'"),
+            ],
+            &env,
+        );
+        assert_eq!(planted.code, 0, "{}", planted.stderr);
+    }
+    let listed = s3.list(BUCKET, "segments").unwrap();
+    assert!(
+        listed.contains(&killed) && listed.contains(&running),
+        "{listed:?}"
+    );
+    let out = audience_with_env(&["export", "--data", &data, "--to", &target, segment], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        s3.list(BUCKET, "segments").unwrap(),
+        vec![
+            running,
+            "every7.csv".to_string(),
+            "every7.parquet".to_string()
+        ],
+        "the killed export's staging object stayed, or the running one's went"
+    );
 }
 
 #[test]
