@@ -193,14 +193,14 @@ impl KeysIn {
 
     /// Per dictionary value, the answer for a row holding it.
     fn answers(&self, values: &ArrayRef) -> Result<Vec<bool>> {
-        let hit = |s: Option<&str>| s.is_some_and(|s| self.values.iter().any(|v| v == s));
-        let hits: Vec<bool> = match values.data_type() {
-            DataType::Utf8 => values.as_string::<i32>().iter().map(hit).collect(),
-            DataType::LargeUtf8 => values.as_string::<i64>().iter().map(hit).collect(),
-            DataType::Utf8View => values.as_string_view().iter().map(hit).collect(),
+        let answer =
+            |s: Option<&str>| s.is_some_and(|s| self.values.iter().any(|v| v == s)) != self.negated;
+        Ok(match values.data_type() {
+            DataType::Utf8 => values.as_string::<i32>().iter().map(answer).collect(),
+            DataType::LargeUtf8 => values.as_string::<i64>().iter().map(answer).collect(),
+            DataType::Utf8View => values.as_string_view().iter().map(answer).collect(),
             t => return internal_err!("KeysIn over a dictionary of {t}"),
-        };
-        Ok(hits.into_iter().map(|h| h != self.negated).collect())
+        })
     }
 }
 
