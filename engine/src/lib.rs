@@ -38,6 +38,7 @@ mod spill;
 mod storage;
 mod table_writes;
 mod tag_index;
+mod temp_tables;
 mod vacuum;
 mod yield_points;
 
@@ -45,6 +46,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::catalog::CatalogProviderList;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -88,10 +90,13 @@ impl Dataset {
     }
 }
 
-/// A running engine: one session with its tables and functions.
+/// A running engine: one session with its tables and functions. Further
+/// sessions over the same tables come from [`Engine::session`].
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
+    /// The catalogs every session of this engine shares.
+    shared: Arc<dyn CatalogProviderList>,
     dataset: Option<Arc<Dataset>>,
     /// Delta tables registered as a version's files (on a Ballista cluster).
     listed: Arc<listed_versions::ListedVersions>,
@@ -122,6 +127,8 @@ impl Engine {
         let ctx = session::new_context(config)?;
         let mode = ExecutionMode::parse(&config.engine.remote)?;
         let ctx = cluster::distributed_context(ctx, &mode).await?;
+        let shared = Arc::clone(ctx.state_ref().read().catalog_list());
+        let ctx = temp_tables::session_over(&ctx, &shared);
         let (registered, listed) = session::register_tables(&ctx, config).await?;
         let dataset = config.data.location()?.map(|dir| {
             Arc::new(Dataset {
@@ -133,9 +140,22 @@ impl Engine {
         });
         Ok(Engine {
             ctx,
+            shared,
             dataset,
             listed: Arc::new(listed),
         })
+    }
+
+    /// A new session over this engine's tables, as a client connection gets:
+    /// its `SET`s and temporary tables are its own, starting from this
+    /// session's settings.
+    pub fn session(&self) -> Engine {
+        Engine {
+            ctx: temp_tables::session_over(&self.ctx, &self.shared),
+            shared: Arc::clone(&self.shared),
+            dataset: self.dataset.clone(),
+            listed: Arc::clone(&self.listed),
+        }
     }
 
     /// Brings the tables of the dataset folder up to date: a new subfolder
@@ -308,7 +328,8 @@ impl Engine {
 
     /// Plans one parsed statement. Queries are returned unexecuted; DDL, `SET`
     /// and `COPY … TO` (atomic) run now and return their result.
-    pub async fn statement(&self, statement: Statement) -> Result<DataFrame, EngineError> {
+    pub async fn statement(&self, mut statement: Statement) -> Result<DataFrame, EngineError> {
+        temp_tables::into_temp_schema(&mut statement)?;
         if let Statement::CopyTo(copy) = statement {
             let result = export::copy_atomically(&self.ctx, copy).await?;
             return Ok(self.ctx.read_batches(result)?);

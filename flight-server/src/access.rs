@@ -120,6 +120,7 @@ mod tests {
         Identity {
             user: "u".into(),
             role,
+            session: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use crate::session::Session;
 use crate::ttl_map::TtlMap;
 
 /// An authenticated caller.
@@ -24,6 +25,9 @@ pub(crate) struct Identity {
     pub(crate) user: String,
     /// What the user may do.
     pub(crate) role: Role,
+    /// The session of the caller's login (a new one for each call made
+    /// with Basic credentials instead of a token).
+    pub(crate) session: Session,
 }
 
 /// Checks credentials and tokens.
@@ -105,6 +109,7 @@ impl Authenticator {
             (Some(role), true) => Ok(Identity {
                 user: user.to_string(),
                 role,
+                session: Session::default(),
             }),
             _ => Err(Status::unauthenticated(format!(
                 "wrong username or password (user '{user}')"
@@ -180,7 +185,12 @@ mod tests {
         assert_eq!(who.role, Role::Analyst);
         assert_eq!(auth.identify(&with_auth(&format!("Bearer {token}")))?, who);
         let unpadded = format!("Basic {}", STANDARD_NO_PAD.encode("ana:s3cret"));
-        assert_eq!(auth.login(&with_auth(&unpadded))?.0, who);
+        let again = auth.login(&with_auth(&unpadded))?.0;
+        assert_eq!((&again.user, again.role), (&who.user, who.role));
+        assert_ne!(
+            again.session, who.session,
+            "each login has a session of its own"
+        );
 
         let wrong = format!("Basic {}", STANDARD.encode("ana:guess"));
         let e = auth.login(&with_auth(&wrong)).unwrap_err();

@@ -53,17 +53,25 @@ pub(crate) fn one_batch(batch: RecordBatch) -> Reply {
 }
 
 /// Every table and view, sorted by catalog, schema and name.
-async fn tables(server: &FlightSqlServer) -> Result<Vec<TableInfo>, Status> {
+async fn tables(server: &FlightSqlServer, who: &Identity) -> Result<Vec<TableInfo>, Status> {
     server.refresh().await?;
-    let mut tables = server.engine.tables().await.map_err(engine_status)?;
+    let mut tables = server
+        .engine_of(who)
+        .tables()
+        .await
+        .map_err(engine_status)?;
     tables.sort_by(|a, b| (&a.catalog, &a.schema, &a.name).cmp(&(&b.catalog, &b.schema, &b.name)));
     Ok(tables)
 }
 
 /// `DoGet` of `CommandGetCatalogs`.
-pub(crate) async fn catalogs(server: &FlightSqlServer, query: CommandGetCatalogs) -> Reply {
+pub(crate) async fn catalogs(
+    server: &FlightSqlServer,
+    who: &Identity,
+    query: CommandGetCatalogs,
+) -> Reply {
     let mut builder: GetCatalogsBuilder = query.into_builder();
-    let mut catalogs: Vec<String> = tables(server)
+    let mut catalogs: Vec<String> = tables(server, who)
         .await?
         .into_iter()
         .map(|t| t.catalog)
@@ -76,9 +84,13 @@ pub(crate) async fn catalogs(server: &FlightSqlServer, query: CommandGetCatalogs
 }
 
 /// `DoGet` of `CommandGetDbSchemas`.
-pub(crate) async fn schemas(server: &FlightSqlServer, query: CommandGetDbSchemas) -> Reply {
+pub(crate) async fn schemas(
+    server: &FlightSqlServer,
+    who: &Identity,
+    query: CommandGetDbSchemas,
+) -> Reply {
     let mut builder: GetDbSchemasBuilder = query.into_builder();
-    let mut pairs: Vec<(String, String)> = tables(server)
+    let mut pairs: Vec<(String, String)> = tables(server, who)
         .await?
         .into_iter()
         .map(|t| (t.catalog, t.schema))
@@ -91,10 +103,14 @@ pub(crate) async fn schemas(server: &FlightSqlServer, query: CommandGetDbSchemas
 }
 
 /// `DoGet` of `CommandGetTables`.
-pub(crate) async fn tables_reply(server: &FlightSqlServer, mut query: CommandGetTables) -> Reply {
+pub(crate) async fn tables_reply(
+    server: &FlightSqlServer,
+    who: &Identity,
+    mut query: CommandGetTables,
+) -> Reply {
     query.table_types = table_types_filter(std::mem::take(&mut query.table_types));
     let mut builder: GetTablesBuilder = query.into_builder();
-    for t in tables(server).await? {
+    for t in tables(server, who).await? {
         builder
             .append(
                 &t.catalog,

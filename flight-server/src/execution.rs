@@ -126,7 +126,8 @@ pub(crate) async fn run_to_completion(
     let slot = server.admission.admit().await?;
     let started = Instant::now();
     // DDL and `COPY … TO` do their work while planned: the deadline covers it.
-    let planned = tokio::time::timeout(server.query_timeout, server.engine.plan(statement)).await;
+    let planned =
+        tokio::time::timeout(server.query_timeout, server.engine_of(who).plan(statement)).await;
     let frame = match planned {
         Ok(Ok(frame)) => frame,
         Ok(Err(e)) => {

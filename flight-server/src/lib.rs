@@ -19,6 +19,7 @@ mod query_runtime;
 mod query_stream;
 mod server;
 mod service;
+mod session;
 mod statements;
 mod status;
 mod ttl_map;

@@ -79,7 +79,7 @@ async fn create_statement(
     // Only queries are planned now; other statements would run when planned.
     let (frame, dataset_schema, parameters) = if access.is_read() {
         let frame = server
-            .engine
+            .engine_of(who)
             .plan(statement.clone())
             .await
             .map_err(engine_status)?;

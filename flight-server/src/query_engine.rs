@@ -33,6 +33,9 @@ pub trait QueryEngine: Send + Sync + std::fmt::Debug + 'static {
     async fn plan(&self, statement: Statement) -> Result<DataFrame, EngineError>;
     /// Every table and view.
     async fn tables(&self) -> Result<Vec<TableInfo>, EngineError>;
+    /// A new session over the same tables, for one client: its `SET`s and
+    /// temporary tables are its own.
+    fn session(&self) -> SharedEngine;
 }
 
 #[tonic::async_trait]
@@ -43,6 +46,10 @@ impl QueryEngine for Engine {
 
     async fn plan(&self, statement: Statement) -> Result<DataFrame, EngineError> {
         self.statement(statement).await
+    }
+
+    fn session(&self) -> SharedEngine {
+        Arc::new(Engine::session(self))
     }
 
     async fn tables(&self) -> Result<Vec<TableInfo>, EngineError> {

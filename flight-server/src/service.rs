@@ -88,6 +88,11 @@ impl FlightSqlServer {
         self.auth.identify(request.metadata())
     }
 
+    /// The engine session of `who`'s login.
+    pub(crate) fn engine_of(&self, who: &Identity) -> SharedEngine {
+        who.session.engine(&self.engine)
+    }
+
     /// Brings the engine's catalog up to date with storage.
     pub(crate) async fn refresh(&self) -> Result<(), Status> {
         self.engine.refresh().await.map_err(engine_status)
@@ -226,8 +231,8 @@ impl FlightSqlService for FlightSqlServer {
     }
 
     async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Reply {
-        self.who(&request)?;
-        catalog::catalogs(self, query).await
+        let who = self.who(&request)?;
+        catalog::catalogs(self, &who, query).await
     }
 
     async fn get_flight_info_schemas(
@@ -244,8 +249,8 @@ impl FlightSqlService for FlightSqlServer {
     }
 
     async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Reply {
-        self.who(&request)?;
-        catalog::schemas(self, query).await
+        let who = self.who(&request)?;
+        catalog::schemas(self, &who, query).await
     }
 
     async fn get_flight_info_tables(
@@ -262,8 +267,8 @@ impl FlightSqlService for FlightSqlServer {
     }
 
     async fn do_get_tables(&self, query: CommandGetTables, request: Request<Ticket>) -> Reply {
-        self.who(&request)?;
-        catalog::tables_reply(self, query).await
+        let who = self.who(&request)?;
+        catalog::tables_reply(self, &who, query).await
     }
 
     async fn get_flight_info_table_types(

@@ -49,7 +49,7 @@ pub(crate) async fn flight_info(
         run_to_completion(server, who, sql, statement).await?;
     }
     let planned = if access_of(&last).is_read() {
-        let frame = server.engine.plan(last).await;
+        let frame = server.engine_of(who).plan(last).await;
         let frame = frame.map_err(|e| reject(engine_status(e)))?;
         Planned::query(who, sql, frame, started)
     } else {

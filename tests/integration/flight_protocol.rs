@@ -344,6 +344,80 @@ async fn ddl_and_export_run_through_the_update_path() {
     assert!(denied.to_string().contains("admin"), "{denied}");
 }
 
+/// The first column of `sql`'s answer as text, row by row, or why not.
+async fn column_of(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<String>, String> {
+    let info = client
+        .execute(sql.into(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let batches = try_fetch(client, &info).await?;
+    Ok(crate::sql_files::render(&batches)
+        .unwrap()
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_login_has_a_session_of_its_own() {
+    use arrow::array::StringArray;
+    use arrow_flight::sql::CommandGetTables;
+
+    let server = TestServer::spawn(TestConfig::default());
+    let (mut a, mut b) = (login(&server, "admin").await, login(&server, "admin").await);
+    a.execute_update(
+        "CREATE TEMPORARY TABLE members AS SELECT 7 AS member_id".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    a.execute_update("SET datafusion.execution.batch_size = 7".into(), None)
+        .await
+        .unwrap();
+    // later calls of the login see its table (hiding the shared one) and its setting
+    let count = "SELECT count(*) FROM members";
+    assert_eq!(column_of(&mut a, count).await.unwrap(), ["1"]);
+    let batch_size = "SELECT value FROM information_schema.df_settings                       WHERE name = 'datafusion.execution.batch_size'";
+    assert_eq!(column_of(&mut a, batch_size).await.unwrap(), ["7"]);
+    let mut prepared = a
+        .prepare("SELECT member_id FROM members".into(), None)
+        .await
+        .unwrap();
+    let info = prepared.execute().await.unwrap();
+    assert_eq!(
+        crate::sql_files::render(&fetch(&mut a, &info).await).unwrap(),
+        [["7"]]
+    );
+    // another login sees neither
+    assert_eq!(column_of(&mut b, count).await.unwrap(), ["1000"]);
+    assert_eq!(column_of(&mut b, batch_size).await.unwrap(), ["8192"]);
+    // and metadata lists the table under `temp` for its own login only
+    let temp_tables = CommandGetTables {
+        db_schema_filter_pattern: Some("temp".into()),
+        ..Default::default()
+    };
+    for (client, expected) in [(&mut a, vec!["members"]), (&mut b, vec![])] {
+        let info = client.get_tables(temp_tables.clone()).await.unwrap();
+        let batches = fetch(client, &info).await;
+        let names: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let names = b.column_by_name("table_name").unwrap();
+                let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+                names
+                    .iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(names, expected);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_gives_running_queries_the_shutdown_timeout_then_exits() {
     let server = TestServer::spawn(TestConfig::default().with_server("shutdown_timeout = \"1s\""));

@@ -27,6 +27,7 @@ mod protocol_abuse;
 mod query_cli;
 mod query_errors;
 mod sql_files;
+mod sql_files_at_once;
 mod table_loads;
 mod table_maintenance;
 mod vanishing_clients;

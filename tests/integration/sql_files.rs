@@ -11,7 +11,7 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 /// One engine session as a sqllogictest database.
 struct Session(Engine);
 
-fn render(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, EngineError> {
+pub(crate) fn render(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, EngineError> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in batches {
