@@ -20,6 +20,7 @@ mod file_reads;
 mod file_scans;
 mod in_list_guard;
 mod join_build_once;
+mod lane_merge;
 mod leftovers;
 mod listed_versions;
 mod load;

@@ -10,6 +10,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::common::SplitPoint;
+
+use crate::lane_merge::{LaneOrder, merge_lanes};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
@@ -175,12 +177,24 @@ impl ExecutionPlan for MergeMemberRangesExec {
                 let reservation =
                     MemoryConsumer::new(format!("MergeMemberRangesExec[{partition}]"))
                         .register(&context.runtime_env().memory_pool);
+                let batch_size = context.session_config().batch_size();
+                let metrics = BaselineMetrics::new(&self.metrics, partition);
+                if let Some(order) = LaneOrder::of(&self.ordering, &self.schema()) {
+                    return Ok(merge_lanes(
+                        streams,
+                        self.schema(),
+                        order,
+                        batch_size,
+                        reservation,
+                        metrics,
+                    ));
+                }
                 StreamingMergeBuilder::new()
                     .with_streams(streams)
                     .with_schema(self.schema())
                     .with_expressions(&self.ordering)
-                    .with_metrics(BaselineMetrics::new(&self.metrics, partition))
-                    .with_batch_size(context.session_config().batch_size())
+                    .with_metrics(metrics)
+                    .with_batch_size(batch_size)
                     .with_reservation(reservation)
                     .build()
             }
