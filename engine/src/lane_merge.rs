@@ -355,21 +355,57 @@ fn sorted_rows(
     }
     // a key's rows are one sorted run per lane: put them in time order,
     // ties in the order they were placed (lane order)
-    let mut by_time: Vec<(i64, u32)> = Vec::new();
-    let mut group: Vec<(usize, usize)> = Vec::new();
+    let mut by_time = TimeOrder::default();
     for k in 0..span {
         let (from, to) = (starts[k], starts[k + 1]);
-        if ts[from..to].is_sorted() {
-            continue;
+        if !ts[from..to].is_sorted() {
+            by_time.sort(&ts[from..to], &mut rows[from..to]);
         }
-        by_time.clear();
-        by_time.extend((from..to).map(|at| (ts[at], (at - from) as u32)));
-        by_time.sort_unstable();
-        group.clear();
-        group.extend(by_time.iter().map(|&(_, j)| rows[from + j as usize]));
-        rows[from..to].copy_from_slice(&group);
     }
     rows
+}
+
+/// Reorders rows by their times, ties in their order; buffers reused.
+#[derive(Default)]
+struct TimeOrder {
+    packed: Vec<u64>,
+    pairs: Vec<(i64, u32)>,
+    rows: Vec<(usize, usize)>,
+}
+
+impl TimeOrder {
+    /// Sorts `rows` by `ts` (one per row), stably.
+    fn sort(&mut self, ts: &[i64], rows: &mut [(usize, usize)]) {
+        let min = ts.iter().copied().min().unwrap_or(0);
+        let max = ts.iter().copied().max().unwrap_or(0);
+        let index_bits = usize::BITS - rows.len().leading_zeros();
+        let spread = max.abs_diff(min);
+        self.rows.clear();
+        if spread
+            .checked_shr(64 - index_bits)
+            .is_some_and(|high| high == 0)
+        {
+            // one u64 a row: the time from the smallest, then the row's index
+            self.packed.clear();
+            self.packed.extend(
+                ts.iter()
+                    .enumerate()
+                    .map(|(j, &t)| (t.abs_diff(min) << index_bits) | j as u64),
+            );
+            self.packed.sort_unstable();
+            let mask = (1u64 << index_bits) - 1;
+            self.rows
+                .extend(self.packed.iter().map(|&p| rows[(p & mask) as usize]));
+        } else {
+            self.pairs.clear();
+            self.pairs
+                .extend(ts.iter().enumerate().map(|(j, &t)| (t, j as u32)));
+            self.pairs.sort_unstable();
+            self.rows
+                .extend(self.pairs.iter().map(|&(_, j)| rows[j as usize]));
+        }
+        rows.copy_from_slice(&self.rows);
+    }
 }
 
 #[cfg(test)]
@@ -406,11 +442,18 @@ mod tests {
 
     /// A lane of `n` rows sorted by (key, ts), NULLs last; `row` numbers every
     /// row of every lane, in lane order.
-    fn lane(numbers: &mut Numbers, n: usize, first_row: u32, keys: u64, nulls: bool) -> Vec<Row> {
+    fn lane(
+        numbers: &mut Numbers,
+        n: usize,
+        first_row: u32,
+        (keys, times): (u64, i64),
+        nulls: bool,
+    ) -> Vec<Row> {
         let mut rows: Vec<(Option<i64>, Option<i64>)> = (0..n)
             .map(|_| {
                 let key = (!nulls || numbers.below(20) > 0).then(|| numbers.below(keys) as i64);
-                let ts = (!nulls || numbers.below(20) > 0).then(|| numbers.below(50) as i64);
+                let ts = (!nulls || numbers.below(20) > 0)
+                    .then(|| (numbers.below(50) as i64 - 25) * times);
                 (key, ts)
             })
             .collect();
@@ -481,20 +524,23 @@ mod tests {
             .collect()
     }
 
-    /// Random lanes (dense and sparse keys, NULLs, ties, empty and tiny
-    /// batches) come out as a stable sort of all their rows gives them.
+    /// Random lanes (dense and sparse keys, near and far times, NULLs,
+    /// ties, empty and tiny batches) come out as a stable sort of all their
+    /// rows gives them.
     #[tokio::test]
     async fn lanes_come_out_as_a_stable_sort_of_all_their_rows() {
         let mut numbers = Numbers(7);
         for case in 0..300 {
             let lanes = 1 + numbers.below(6) as usize;
             let keys = [3, 40, 1_000, 1 << 40][case % 4];
+            // times close together, and spread over almost all of i64
+            let times = [1, 1 << 40, i64::MAX / 64][case % 3];
             let nulls = case % 5 == 0;
             let mut all = Vec::new();
             let mut parts = Vec::new();
             for _ in 0..lanes {
                 let n = numbers.below(120) as usize;
-                let rows = lane(&mut numbers, n, all.len() as u32, keys, nulls);
+                let rows = lane(&mut numbers, n, all.len() as u32, (keys, times), nulls);
                 parts.push(batches(&rows, &mut numbers));
                 all.extend(rows);
             }
