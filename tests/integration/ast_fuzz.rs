@@ -8,7 +8,7 @@
 //! panics.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use audience_engine::{Engine, EngineConfig};
@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use sqllogictest::{DefaultColumnType, Record};
 
 use crate::common::reliability::{Seeded, fuzz_budget, record};
+use crate::sql_files::slt_files;
 
 /// How long a mutant may run before it is stopped.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -297,18 +298,6 @@ impl Tally {
             }
         }
     }
-}
-
-/// The `.slt` files, in name order.
-fn slt_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Runs `file` once in a fresh engine, each query followed by a mutant of it;

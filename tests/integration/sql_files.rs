@@ -65,6 +65,18 @@ impl sqllogictest::AsyncDB for Session {
     async fn shutdown(&mut self) {}
 }
 
+/// Every `sql/*.slt` file, in name order.
+pub(crate) fn slt_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Runs `sql/<name>.slt` in fresh sessions.
 async fn run_file(name: &str) {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -92,14 +104,10 @@ macro_rules! slt_files {
 
         #[test]
         fn every_slt_file_has_a_test() {
-            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
-            let mut files: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+            let files: Vec<String> = slt_files()
+                .iter()
                 .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
                 .collect();
-            files.sort();
             let mut listed = vec![$(stringify!($name).to_string()),*];
             listed.sort();
             assert_eq!(files, listed, "list every sql/*.slt file in slt_files! ({})", file!());

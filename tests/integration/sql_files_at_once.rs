@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use crate::common::reliability::{Seeded, record, server_config, size};
 use crate::common::test_server::{TestServer, free_addr};
 use crate::flight_protocol::{fetch, login, try_login};
-use crate::sql_files::render;
+use crate::sql_files::{render, slt_files};
 
 /// How long one file may take before it counts as hung.
 const FILE_DEADLINE: Duration = Duration::from_secs(60);
@@ -104,18 +104,6 @@ async fn run_file(url: String, path: PathBuf) -> Result<(), String> {
         .run_file_async(&path)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Every `sql/*.slt` file.
-fn slt_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
