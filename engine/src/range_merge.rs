@@ -10,8 +10,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::common::SplitPoint;
-
-use crate::lane_merge::{LaneOrder, merge_lanes};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
@@ -29,6 +27,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
     SendableRecordBatchStream, Statistics,
 };
+
+use crate::lane_merge::{LaneOrder, merge_lanes};
 
 /// Merges groups of sorted input partitions into range partitions.
 #[derive(Debug)]
