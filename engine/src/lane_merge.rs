@@ -50,14 +50,13 @@ impl LaneOrder {
         let [key, ts] = columns[..] else {
             return None;
         };
-        let integer = |i: usize| {
-            matches!(
-                schema.fields().get(i).map(|f| f.data_type()),
-                Some(DataType::Int64 | DataType::Timestamp(_, _))
-            )
-        };
-        (schema.field(key).data_type() == &DataType::Int64 && integer(ts))
-            .then_some(LaneOrder { key, ts })
+        let type_of = |i: usize| schema.fields().get(i).map(|f| f.data_type());
+        let key_ok = matches!(type_of(key), Some(DataType::Int64));
+        let ts_ok = matches!(
+            type_of(ts),
+            Some(DataType::Int64 | DataType::Timestamp(_, _))
+        );
+        (key_ok && ts_ok).then_some(LaneOrder { key, ts })
     }
 }
 
