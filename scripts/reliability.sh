@@ -19,5 +19,5 @@ export AUDIENCE_RELIABILITY=full AUDIENCE_RELIABILITY_OUT="$PWD/$out"
 export AUDIENCE_RELIABILITY_DATA="$PWD/data/s"
 [ -n "${1:-}" ] && export AUDIENCE_FUZZ_SEED="$1"
 cargo nextest run --release --locked --profile reliability --test integration --test-threads 1 --no-fail-fast \
-  -E 'test(load::) | test(vanishing_clients::) | test(corrupt_files::) | test(protocol_abuse::) | test(function_fuzz::) | test(ast_fuzz::) | test(cancellation::) | test(killed_server::) | test(memory_limits::) | test(m3_) | test(object_storage::f4) | test(logic_fuzz::)'
+  -E 'test(load::) | test(vanishing_clients::) | test(corrupt_files::) | test(protocol_abuse::) | test(function_fuzz::) | test(ast_fuzz::) | test(cancellation::) | test(killed_server::) | test(memory_limits::) | test(m3_) | test(l5_) | test(object_storage::f4) | test(logic_fuzz::)'
 echo "figures: $out"

@@ -21,7 +21,9 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
         let engine = Engine::start(&config).await?;
         let registered = Instant::now();
         let frame = engine.sql(&sql).await?;
-        let stream = frame.execute_stream().await?;
+        let (task, _) = audience_engine::query_task(frame.task_ctx());
+        let plan = frame.create_physical_plan().await?;
+        let stream = datafusion::physical_plan::execute_stream(plan, task)?;
         output.write_stream(stream).await?;
         if timing {
             eprintln!(

@@ -41,6 +41,8 @@ pub struct EngineConfig {
 pub struct ExecutionConfig {
     /// Memory limit for all queries together: `"8GB"`, `"512MiB"` or `"75%"` of the machine.
     pub memory_limit: String,
+    /// Memory limit for each query: a size, a share of the machine, or `"unlimited"`.
+    pub query_memory_limit: String,
     /// Parallel partitions per query; 0 means one per core.
     pub target_partitions: usize,
     /// Rows per record batch.
@@ -137,7 +139,7 @@ impl EngineConfig {
     }
 
     /// Applies `AUDIENCE_*` variables from `vars`: `AUDIENCE_MEMORY_LIMIT`,
-    /// `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
+    /// `AUDIENCE_QUERY_MEMORY_LIMIT`, `AUDIENCE_TARGET_PARTITIONS`, `AUDIENCE_BATCH_SIZE`, `AUDIENCE_SPILL_DIR`,
     /// `AUDIENCE_SPILL_LIMIT`, `AUDIENCE_METADATA_CACHE`, `AUDIENCE_REMOTE`, `AUDIENCE_DATA_DIR`, `AUDIENCE_S3_ENDPOINT`,
     /// and `AUDIENCE_TABLE_<NAME>=<location>` (the server reads its own
     /// `AUDIENCE_SERVER_*`).
@@ -151,6 +153,7 @@ impl EngineConfig {
             };
             match name {
                 "MEMORY_LIMIT" => self.engine.memory_limit = value,
+                "QUERY_MEMORY_LIMIT" => self.engine.query_memory_limit = value,
                 "TARGET_PARTITIONS" => self.engine.target_partitions = parse_number(&key, &value)?,
                 "BATCH_SIZE" => self.engine.batch_size = parse_number(&key, &value)?,
                 "SPILL_DIR" => self.engine.spill_dir = value,
@@ -173,6 +176,13 @@ impl EngineConfig {
     /// Checks values that TOML types alone do not: sizes and counts.
     pub fn validate(&self) -> Result<(), EngineError> {
         crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
+        crate::memory::parse_memory_limit(&self.engine.query_memory_limit, 1).map_err(|_| {
+            EngineError::Config(format!(
+                "engine.query_memory_limit must be a size like \"1GB\", a share like \"25%\", \
+                 or \"unlimited\"; got \"{}\"",
+                self.engine.query_memory_limit
+            ))
+        })?;
         crate::session::metadata_cache_bytes(&self.engine.metadata_cache)?;
         crate::spill::parse_spill_limit(&self.engine.spill_limit)?;
         self.storage.s3.validate()?;

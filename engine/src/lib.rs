@@ -27,6 +27,7 @@ mod load;
 mod member_ranges;
 mod memory;
 mod parquet_guard;
+mod query_memory;
 mod range_merge;
 mod rejects;
 mod repartition_buffers;
@@ -68,6 +69,7 @@ pub use file_reads::panic_message;
 pub use leftovers::remove_left_by_gone_processes;
 pub use load::{BadRows, LoadProgress, LoadRequest, LoadSummary, SourceFormat};
 pub use memory::{parse_memory_limit, total_memory};
+pub use query_memory::query_task;
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
 };

@@ -21,6 +21,7 @@ use crate::join_build_once::BuildJoinsOnce;
 use crate::listed_versions::ListedVersions;
 use crate::member_ranges::DeclareMemberRanges;
 use crate::memory::{memory_pool, parse_memory_limit, total_memory};
+use crate::query_memory::AudienceOptions;
 use crate::run_aggregate::AggregateRuns;
 use crate::scan_checks::CheckScanFiles;
 use crate::spill::disk_manager;
@@ -37,6 +38,12 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
         .with_collect_statistics(true);
     if e.target_partitions > 0 {
         session = session.with_target_partitions(e.target_partitions);
+    }
+    // per-query limits hold in this process (a Ballista executor has its own pool)
+    if e.remote.trim().is_empty() {
+        let limit = parse_memory_limit(&e.query_memory_limit, total_memory())?;
+        session = session
+            .with_option_extension(AudienceOptions::configured(limit, &e.query_memory_limit));
     }
     let options = session.options_mut();
     // Filters are not pushed into the Parquet decoder (DataFusion's default):

@@ -20,6 +20,8 @@ pub(crate) enum Access {
         /// The target location as written.
         target: String,
     },
+    /// `SET audience.query_memory_limit`: lowers the memory of the session's own queries.
+    OwnLimit,
     /// DDL, `SET`, `INSERT` and anything else that changes state.
     Admin,
 }
@@ -45,6 +47,13 @@ pub(crate) fn access_of(statement: &Statement) -> Access {
             | ast::Statement::ShowFunctions { .. }
             | ast::Statement::ExplainTable { .. }
             | ast::Statement::Explain { .. } => Access::Read,
+            ast::Statement::Set(ast::Set::SingleAssignment { variable, .. })
+                if variable
+                    .to_string()
+                    .eq_ignore_ascii_case("audience.query_memory_limit") =>
+            {
+                Access::OwnLimit
+            }
             _ => Access::Admin,
         },
         Statement::CopyTo(copy) => Access::Export {
@@ -62,7 +71,7 @@ pub(crate) fn authorize(
     export_prefixes: &[String],
 ) -> Result<(), Status> {
     match (access, who.role) {
-        (Access::Read, _) | (_, Role::Admin) => Ok(()),
+        (Access::Read | Access::OwnLimit, _) | (_, Role::Admin) => Ok(()),
         (Access::Export { target }, Role::Marketer) => {
             if export_prefixes.iter().any(|p| within(target, p)) {
                 Ok(())
@@ -133,6 +142,10 @@ mod tests {
         assert_eq!(
             access("SET datafusion.execution.batch_size = 10"),
             Access::Admin
+        );
+        assert_eq!(
+            access("SET audience.query_memory_limit = '64MB'"),
+            Access::OwnLimit
         );
         assert_eq!(access("SELECT 1 INTO t"), Access::Admin);
         assert_eq!(

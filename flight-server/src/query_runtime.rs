@@ -14,8 +14,7 @@ use arrow::array::RecordBatch;
 use audience_engine::EngineError;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::{MemoryPool, PeakRecordingPool};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::memory_pool::PeakRecordingPool;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -52,23 +51,14 @@ impl QueryRuntime {
     }
 
     /// Executes `frame` on the query runtime; its batches arrive through the
-    /// returned stream. The returned pool is the engine's, counted for this
-    /// query alone (its peak goes in the query's log line).
+    /// returned stream. The returned pool is the query's own (with its limit,
+    /// in front of the engine's; its peak goes in the query's log line).
     pub(crate) fn execute(
         &self,
         frame: DataFrame,
     ) -> (SendableRecordBatchStream, Arc<PeakRecordingPool>) {
         let schema = Arc::clone(frame.schema().inner());
-        let task = frame.task_ctx();
-        let shared = task.runtime_env();
-        let pool = Arc::new(PeakRecordingPool::new(Arc::clone(&shared.memory_pool)));
-        let runtime = RuntimeEnv {
-            memory_pool: Arc::clone(&pool) as Arc<dyn MemoryPool>,
-            disk_manager: Arc::clone(&shared.disk_manager),
-            cache_manager: Arc::clone(&shared.cache_manager),
-            object_store_registry: Arc::clone(&shared.object_store_registry),
-        };
-        let task = Arc::new(task.with_runtime(Arc::new(runtime)));
+        let (task, pool) = audience_engine::query_task(frame.task_ctx());
         let (sender, receiver) = mpsc::channel(2);
         let run = async move {
             let produced = AssertUnwindSafe(produce(frame, task, &sender))

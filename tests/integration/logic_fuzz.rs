@@ -3,8 +3,10 @@
 //! against itself rewritten (ternary logic partitioning: the rows where `p`,
 //! `NOT p` and `p IS NULL` together are all the rows, for counts, MIN/MAX and
 //! DISTINCT; non-optimizing reference: `count(*) … WHERE p` equals a sum of
-//! `CASE WHEN p`), under random `target_partitions` and `batch_size`. A panic
-//! or an internal error fails at once; so does an answer that disagrees.
+//! `CASE WHEN p`), under random `target_partitions`, `batch_size` and
+//! per-query memory limit. A panic or an internal error fails at once; so
+//! does an answer that disagrees. A query refused for memory is counted, and
+//! its check skipped (a rewritten query may need more memory than the whole).
 
 use std::time::Instant;
 
@@ -275,6 +277,7 @@ async fn b1_rewritten_queries_agree_and_nothing_panics() {
     let budget = fuzz_budget(90, 3600);
     let started = Instant::now();
     let (mut queries, mut refused, mut tables) = (0usize, 0usize, 0usize);
+    let mut out_of_memory = 0usize;
     while started.elapsed() < budget {
         let table = Table::create(&mut rng, format!("fuzz{tables}"));
         tables += 1;
@@ -290,26 +293,41 @@ async fn b1_rewritten_queries_agree_and_nothing_panics() {
                 "SET datafusion.execution.batch_size = {}",
                 rng.pick(&[1, 2, 7, 128, 8192])
             ),
+            format!(
+                "SET audience.query_memory_limit = '{}'",
+                rng.pick(&["unlimited", "1MB", "64KB", "16KB"])
+            ),
         ] {
             let _ = scalar(&mut client, &setting).await;
         }
         for _ in 0..8 {
             let p = table.predicate(&mut rng, 3);
-            for Check {
+            'check: for Check {
                 whole,
                 parts,
                 combine,
             } in checks(&table, &mut rng, &p)
             {
                 queries += 1 + parts.len();
-                let Outcome::Value(expected) = scalar(&mut client, &whole).await else {
-                    refused += 1;
-                    continue;
+                let expected = match scalar(&mut client, &whole).await {
+                    Outcome::Value(v) => v,
+                    Outcome::Refused(e) if out_of(&e) => {
+                        out_of_memory += 1;
+                        continue;
+                    }
+                    Outcome::Refused(_) => {
+                        refused += 1;
+                        continue;
+                    }
                 };
                 let mut values = Vec::new();
                 for part in &parts {
                     match scalar(&mut client, part).await {
                         Outcome::Value(v) => values.push(v),
+                        Outcome::Refused(e) if out_of(&e) => {
+                            out_of_memory += 1;
+                            continue 'check;
+                        }
                         Outcome::Refused(e) => {
                             panic!("{part}: refused while {whole} answered: {e}")
                         }
@@ -327,11 +345,19 @@ async fn b1_rewritten_queries_agree_and_nothing_panics() {
         let _ = scalar(&mut client, &format!("DROP TABLE {}", table.name)).await;
     }
     println!(
-        "B1: {tables} tables, {queries} queries in {:?}; {refused} predicates refused as invalid",
+        "B1: {tables} tables, {queries} queries in {:?}; {refused} predicates refused as invalid, \
+         {out_of_memory} checks skipped for a query over its memory limit",
         started.elapsed()
     );
+    // the limits were applied: the smallest refuses some queries
+    assert!(out_of_memory > 0, "no query was refused under a 16KB limit");
     record(
         "B1",
-        serde_json::json!({ "tables": tables, "queries": queries, "refused": refused, "seconds": started.elapsed().as_secs_f64() }),
+        serde_json::json!({ "tables": tables, "queries": queries, "refused": refused, "out_of_memory": out_of_memory, "seconds": started.elapsed().as_secs_f64() }),
     );
+}
+
+/// Whether `error` is a refusal for memory (the query's limit named, as it must be).
+fn out_of(error: &str) -> bool {
+    error.contains("resource has been exhausted") && error.contains("query_memory_limit")
 }

@@ -1,5 +1,6 @@
 //! Reliability M1, M2, F7 and L4: limits that hold. A grouping larger than the
-//! memory pool spills and answers exactly; a state that cannot spill fails,
+//! memory pool spills and answers exactly; each query is held to its own
+//! limit, which a session may lower; a state that cannot spill fails,
 //! naming the operator and the setting, and the server serves on; spill files
 //! past `engine.spill_limit` fail the query naming the limit and leave nothing
 //! on disk; heavy queries at once under one limit answer as they do alone, or
@@ -10,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::util::pretty::pretty_format_batches;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use tonic::transport::Channel;
 
 use crate::common::files_under;
 use crate::common::reliability::{full, record, server_config, size};
@@ -21,14 +24,21 @@ const GROUPS: &str = "SELECT count(*) AS groups, sum(n) AS events, \
                       sum(member_id * 7 + coalesce(sku_id, 0) * n) AS mix FROM \
                       (SELECT member_id, sku_id, count(*) AS n FROM events GROUP BY sku_id, member_id)";
 
-/// The answer to `sql` as a printed table, or the server's refusal.
+/// The answer to `sql` as a printed table, or the server's refusal, for a new analyst login.
 async fn answer(server: &TestServer, sql: &str) -> Result<String, String> {
-    let mut client = login(server, "analyst").await;
+    answer_to(&mut login(server, "analyst").await, sql).await
+}
+
+/// The answer to `sql` as a printed table, or the server's refusal.
+async fn answer_to(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<String, String> {
     let info = client
         .execute(sql.into(), None)
         .await
         .map_err(|e| e.to_string())?;
-    let batches = try_fetch(&mut client, &info).await?;
+    let batches = try_fetch(client, &info).await?;
     Ok(pretty_format_batches(&batches).unwrap().to_string())
 }
 
@@ -98,10 +108,6 @@ async fn m1_a_grouping_larger_than_the_pool_spills_and_answers_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m2_a_state_that_cannot_spill_fails_naming_the_operator_and_the_setting() {
-    // one array of every event (~40 bytes each): an ungrouped aggregate state,
-    // which cannot spill
-    let unspillable = "SELECT cardinality(array_agg(concat(member_id, '-', ts, '-', event, '-', \
-                       sku_id))) AS n FROM events";
     let spill = tempfile::tempdir().unwrap();
     let pool = if full() { "256MiB" } else { "2MB" };
     let server = limited_server(pool, spill.path(), "100GB");
@@ -110,7 +116,7 @@ async fn m2_a_state_that_cannot_spill_fails_naming_the_operator_and_the_setting(
     let mut slowest = Duration::ZERO;
     for repeat in 0..repeats {
         let started = Instant::now();
-        let refused = answer(&server, unspillable)
+        let refused = answer(&server, UNSPILLABLE)
             .await
             .expect_err("an array of every event fitted a small pool");
         slowest = slowest.max(started.elapsed());
@@ -149,6 +155,88 @@ async fn m2_a_state_that_cannot_spill_fails_naming_the_operator_and_the_setting(
         "M2",
         serde_json::json!({ "pool": pool, "repeats": repeats, "slowest_s": slowest.as_secs_f64(), "rss_mib": rss_mib }),
     );
+}
+
+/// One array of every event (~40 bytes each): an ungrouped aggregate state,
+/// which cannot spill.
+const UNSPILLABLE: &str = "SELECT cardinality(array_agg(concat(member_id, '-', ts, '-', event, \
+                           '-', sku_id))) AS n FROM events";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_query_is_held_to_its_own_limit_which_a_session_may_lower() {
+    let spill = tempfile::tempdir().unwrap();
+    let spill_dir = spill.path().to_str().unwrap();
+    let server = |query_limit: &str| {
+        TestServer::spawn(
+            server_config()
+                .with_env("AUDIENCE_MEMORY_LIMIT", "1GB")
+                .with_env("AUDIENCE_QUERY_MEMORY_LIMIT", query_limit)
+                .with_env("AUDIENCE_SPILL_DIR", spill_dir),
+        )
+    };
+    // Without a per-query limit the array fits the engine's pool; a session
+    // lowers the limit for its own queries only (an analyst may), and raises
+    // it again.
+    let roomy = server("unlimited");
+    let events = answer(&roomy, "SELECT count(*) AS n FROM events")
+        .await
+        .unwrap();
+    let groups = answer(&roomy, GROUPS).await.unwrap();
+    let (mut lowered, mut other) = (
+        login(&roomy, "analyst").await,
+        login(&roomy, "analyst").await,
+    );
+    lowered
+        .execute_update("SET audience.query_memory_limit = '2MB'".into(), None)
+        .await
+        .unwrap();
+    let refused = answer_to(&mut lowered, UNSPILLABLE).await.unwrap_err();
+    for needle in [
+        "resource has been exhausted",
+        "than audience.query_memory_limit (2MB) allows",
+        "AggregateStream",
+        "hint: this session lowered",
+    ] {
+        assert!(refused.contains(needle), "no {needle}: {refused}");
+    }
+    let n = answer_to(&mut other, UNSPILLABLE).await.unwrap();
+    assert_eq!(n, events);
+    // a grouping spills within the query's limit and answers exactly
+    let plan = answer_to(&mut lowered, &format!("EXPLAIN ANALYZE {GROUPS}"))
+        .await
+        .unwrap();
+    let spills = metric_sum(&plan, "spill_count");
+    assert!(spills > 0, "no spill under a 2 MB query limit:\n{plan}");
+    assert_eq!(answer_to(&mut lowered, GROUPS).await.unwrap(), groups);
+    let bad = lowered
+        .execute_update("SET audience.query_memory_limit = 'lots'".into(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("audience.query_memory_limit must be a size") && bad.contains("'lots'"),
+        "{bad}"
+    );
+    lowered
+        .execute_update("SET audience.query_memory_limit = 'unlimited'".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(answer_to(&mut lowered, UNSPILLABLE).await.unwrap(), n);
+    // The operator's limit holds for every query, and a session cannot raise it.
+    let capped = server("2MB");
+    let mut analyst = login(&capped, "analyst").await;
+    analyst
+        .execute_update("SET audience.query_memory_limit = '1GB'".into(), None)
+        .await
+        .unwrap();
+    let refused = answer_to(&mut analyst, UNSPILLABLE).await.unwrap_err();
+    for needle in [
+        "than engine.query_memory_limit (2MB) allows",
+        "AUDIENCE_QUERY_MEMORY_LIMIT",
+    ] {
+        assert!(refused.contains(needle), "no {needle}: {refused}");
+    }
+    assert_serves(&capped).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
