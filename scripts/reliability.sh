@@ -11,6 +11,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/audience/target}"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 cargo build --release --locked
 [ -f data/s/.audience-data ] || "$CARGO_TARGET_DIR/release/audience" gen --scale s --out data/s
+# the tag-segment recipe (M3) reads the tag index
+[ -d data/s/tag_bitmaps ] || "$CARGO_TARGET_DIR/release/audience" index tags --data data/s
 out="benches/results/$(date +%F)-reliability.jsonl"
 printf '{"machine":"%s cores, %s","rustc":"%s","command":"scripts/reliability.sh %s"}\n' \
   "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \

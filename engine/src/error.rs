@@ -65,6 +65,9 @@ pub fn classify(e: &DataFusionError) -> ErrorKind {
     if is_spill_limit_error(&root) || executor_memory_message(&root).is_some() {
         return ErrorKind::ResourcesExhausted;
     }
+    if unsupported_query(&root).is_some() {
+        return ErrorKind::InvalidInput;
+    }
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourcesExhausted,
         DataFusionError::Internal(_) => ErrorKind::Internal,
@@ -103,6 +106,8 @@ fn describe(e: &DataFusionError) -> String {
     let mut hint = "";
     if let Some(mismatch) = signature_mismatch(&msg) {
         msg = mismatch;
+    } else if let Some(unsupported) = unsupported_query(&e.find_root().to_string()) {
+        msg = unsupported.to_string();
     } else if is_spill_limit_error(&msg) {
         // DataFusion's message names its own setting, which Audience users do not set
         let limit = msg
@@ -166,6 +171,35 @@ fn signature_mismatch(msg: &str) -> Option<String> {
     ))
 }
 
+/// What the user is told for a query DataFusion 55 cannot run and reports
+/// as its own internal error (found by the AST fuzzer, reliability B2): the
+/// query is the user's to change.
+fn unsupported_query(root: &str) -> Option<&'static str> {
+    const UNSUPPORTED: [(&str, &str); 3] = [
+        (
+            "Cannot run range queries on datatype: Interval",
+            "Error during planning: a window ordered by an INTERVAL cannot have a RANGE frame \
+             (the default with ORDER BY): order it by a number, date or timestamp, or give \
+             ROWS BETWEEN …",
+        ),
+        (
+            "unnest on struct can only be applied at the root level",
+            "Error during planning: unnest of a struct (as in unnest(unnest(list of structs))) \
+             must be the whole SELECT item: unnest the list in a subquery, then the struct",
+        ),
+        (
+            "DISTINCT aggregate should have exactly one argument",
+            "Error during planning: an aggregate with DISTINCT takes one argument: for distinct \
+             pairs, count(DISTINCT struct(a, b))",
+        ),
+    ];
+    let internal = root.strip_prefix("Internal error: ")?;
+    UNSUPPORTED
+        .iter()
+        .find(|(cause, _)| internal.contains(cause))
+        .map(|(_, said)| *said)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +235,28 @@ mod tests {
         // any other execution error stays as it is
         let other = DataFusionError::Execution("Job failed: stage 1: file not found".into());
         assert_eq!(classify(&other), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_query_datafusion_calls_its_own_bug_is_the_users_to_change() {
+        // as DataFusion 55 words `… OVER (ORDER BY INTERVAL '1 day')`
+        let e = DataFusionError::Context(
+            "type_coercion".into(),
+            Box::new(DataFusionError::Internal(
+                "Cannot run range queries on datatype: Interval(MonthDayNano)".into(),
+            )),
+        );
+        assert_eq!(classify(&e), ErrorKind::InvalidInput);
+        let msg = describe(&e);
+        assert!(
+            msg.starts_with("Error during planning: a window ordered by an INTERVAL")
+                && !msg.contains("type_coercion")
+                && !msg.contains("bug"),
+            "{msg}"
+        );
+        // any other internal error stays a bug
+        let other = DataFusionError::Internal("Assertion failed: something else".into());
+        assert_eq!(classify(&other), ErrorKind::Internal);
     }
 
     #[test]

@@ -298,6 +298,25 @@ mod tests {
     }
 
     #[test]
+    fn a_per_query_limit_is_refused_where_executors_run_the_queries() {
+        let mut config = crate::EngineConfig::default();
+        config.engine.remote = "df://127.0.0.1:50050".into();
+        config.engine.query_memory_limit = "1GB".into();
+        let Err(refused) = crate::session::new_context(&config) else {
+            panic!("a per-query limit accepted with engine.remote set");
+        };
+        let refused = refused.to_string();
+        assert!(
+            refused.contains(
+                "engine.query_memory_limit (\"1GB\") holds for queries run in this process"
+            ),
+            "{refused}"
+        );
+        config.engine.query_memory_limit = "unlimited".into();
+        assert!(crate::session::new_context(&config).is_ok());
+    }
+
+    #[test]
     fn a_bad_setting_is_named() {
         let mut config = SessionConfig::new().with_option_extension(AudienceOptions::default());
         let options = config.options_mut();

@@ -18,6 +18,7 @@ use datafusion::sql::parser::Statement;
 use futures::{Stream, TryStreamExt};
 use tonic::Status;
 
+use crate::access::access_of;
 use crate::auth::Identity;
 use crate::flight_schema::flight_schema;
 use crate::query_stream::{QueryRecord, QueryStream, sql_for_log};
@@ -126,8 +127,12 @@ pub(crate) async fn run_to_completion(
     let slot = server.admission.admit().await?;
     let started = Instant::now();
     // DDL and `COPY … TO` do their work while planned: the deadline covers it.
-    let planned =
-        tokio::time::timeout(server.query_timeout, server.engine_of(who).plan(statement)).await;
+    let engine = if access_of(&statement).is_read() {
+        server.engine_of(who)
+    } else {
+        server.session_of(who)
+    };
+    let planned = tokio::time::timeout(server.query_timeout, engine.plan(statement)).await;
     let frame = match planned {
         Ok(Ok(frame)) => frame,
         Ok(Err(e)) => {

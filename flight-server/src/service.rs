@@ -88,9 +88,16 @@ impl FlightSqlServer {
         self.auth.identify(request.metadata())
     }
 
-    /// The engine session of `who`'s login.
+    /// The engine `who` reads through: the login's session once started,
+    /// else the server's.
     pub(crate) fn engine_of(&self, who: &Identity) -> SharedEngine {
         who.session.engine(&self.engine)
+    }
+
+    /// The engine a statement of `who` that may change its session (`SET`,
+    /// DDL) runs on: the login's session, started now if need be.
+    pub(crate) fn session_of(&self, who: &Identity) -> SharedEngine {
+        who.session.start(&self.engine)
     }
 
     /// Brings the engine's catalog up to date with storage.

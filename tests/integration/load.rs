@@ -306,7 +306,8 @@ async fn l3_a_burst_is_answered_or_refused_and_never_hangs() {
         })
         .collect();
     let (mut answered, mut refused, mut slowest) = (0, 0, Duration::ZERO);
-    for task in tasks {
+    let mut timed_out = 0;
+    for (c, task) in tasks.into_iter().enumerate() {
         let (outcome, took) = tokio::time::timeout(Duration::from_secs(61), task)
             .await
             .expect("a request hung past the query timeout")
@@ -315,6 +316,11 @@ async fn l3_a_burst_is_answered_or_refused_and_never_hangs() {
         match outcome {
             Ok(_) => answered += 1,
             Err(e) if e.contains("server busy") && e.contains("retry") => refused += 1,
+            // at scale s a self-join of every member's events runs minutes:
+            // stopped at the query timeout, which names it
+            Err(e) if c % 10 == 0 && e.contains("longer than server.query_timeout") => {
+                timed_out += 1
+            }
             Err(e) => panic!("neither answered nor refused as busy: {e}"),
         }
     }
@@ -323,15 +329,16 @@ async fn l3_a_burst_is_answered_or_refused_and_never_hangs() {
     request(&mut fresh, 0, 7).await.unwrap();
     let served_in = after.elapsed();
     println!(
-        "L3: {connections} at once: {answered} answered, {refused} refused busy, \
-         slowest {slowest:?}; a new connection served in {served_in:?}"
+        "L3: {connections} at once: {answered} answered, {refused} refused busy, {timed_out} \
+         heavy stopped at the query timeout, slowest {slowest:?}; a new connection served in \
+         {served_in:?}"
     );
     assert!(refused > 0, "the burst never filled the queue");
     assert!(served_in <= Duration::from_secs(1), "{served_in:?}");
     record(
         "L3",
         serde_json::json!({ "connections": connections, "answered": answered,
-        "refused_busy": refused, "slowest_s": slowest.as_secs_f64(),
+        "refused_busy": refused, "timed_out": timed_out, "slowest_s": slowest.as_secs_f64(),
         "new_connection_s": served_in.as_secs_f64() }),
     );
 }
