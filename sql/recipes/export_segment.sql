@@ -8,4 +8,4 @@ SELECT r.member_id, m.phone_hash, r.segment, r.recency_days, r.frequency, round(
 FROM rfm('orders', TIMESTAMP '2026-12-01 00:00:00') r
 JOIN members m ON m.member_id = r.member_id
 WHERE r.segment IN ('Champions', 'Loyal Customers') AND m.phone_hash IS NOT NULL
-ORDER BY spend DESC;
+ORDER BY spend DESC, r.member_id;
