@@ -176,13 +176,21 @@ impl EngineConfig {
     /// Checks values that TOML types alone do not: sizes and counts.
     pub fn validate(&self) -> Result<(), EngineError> {
         crate::memory::parse_memory_limit(&self.engine.memory_limit, 1)?;
-        crate::memory::parse_memory_limit(&self.engine.query_memory_limit, 1).map_err(|_| {
+        let query_limit = &self.engine.query_memory_limit;
+        let per_query = crate::memory::parse_memory_limit(query_limit, 1).map_err(|_| {
             EngineError::Config(format!(
                 "engine.query_memory_limit must be a size like \"1GB\", a share like \"25%\", \
-                 or \"unlimited\"; got \"{}\"",
-                self.engine.query_memory_limit
+                 or \"unlimited\"; got \"{query_limit}\""
             ))
         })?;
+        // executors run a cluster's queries, each under its own memory_limit
+        if per_query.is_some() && !self.engine.remote.trim().is_empty() {
+            return Err(EngineError::Config(format!(
+                "engine.query_memory_limit (\"{query_limit}\") holds for queries run in this \
+                 process; with engine.remote set, each executor's engine.memory_limit bounds its \
+                 tasks: set query_memory_limit to \"unlimited\""
+            )));
+        }
         crate::session::metadata_cache_bytes(&self.engine.metadata_cache)?;
         crate::spill::parse_spill_limit(&self.engine.spill_limit)?;
         self.storage.s3.validate()?;

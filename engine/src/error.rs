@@ -120,13 +120,8 @@ fn describe(e: &DataFusionError) -> String {
              engine.spill_limit ({limit})\nhint: raise the limit (AUDIENCE_SPILL_LIMIT) or the \
              memory limit, or narrow the query"
         );
-    } else if msg.contains("than audience.query_memory_limit (") {
-        hint = "\nhint: this session lowered its queries' memory (SET \
-                audience.query_memory_limit); raise it, up to engine.query_memory_limit, or \
-                narrow the query";
-    } else if msg.contains("than engine.query_memory_limit (") {
-        hint = "\nhint: raise the memory each query may use (engine.query_memory_limit, \
-                AUDIENCE_QUERY_MEMORY_LIMIT) or narrow the query";
+    } else if let Some(query_hint) = crate::query_memory::refusal_hint(&msg) {
+        hint = query_hint;
     } else if let DataFusionError::ResourcesExhausted(_) = e.find_root() {
         hint = "\nhint: the query needs more memory than engine.memory_limit allows; raise the \
                 limit (--memory-limit, AUDIENCE_MEMORY_LIMIT) or narrow the query";

@@ -139,6 +139,25 @@ pub fn query_task(task: TaskContext) -> (Arc<TaskContext>, Arc<PeakRecordingPool
     (Arc::new(task.with_runtime(Arc::new(runtime))), peak)
 }
 
+/// The hint for a refusal by a query's pool (the message names the setting
+/// that set its limit), or `None` for any other message.
+pub(crate) fn refusal_hint(message: &str) -> Option<&'static str> {
+    if message.contains("than audience.query_memory_limit (") {
+        Some(
+            "\nhint: this session lowered its queries' memory (SET \
+             audience.query_memory_limit); raise it, up to engine.query_memory_limit, or narrow \
+             the query",
+        )
+    } else if message.contains("than engine.query_memory_limit (") {
+        Some(
+            "\nhint: raise the memory each query may use (engine.query_memory_limit, \
+             AUDIENCE_QUERY_MEMORY_LIMIT) or narrow the query",
+        )
+    } else {
+        None
+    }
+}
+
 /// One query's pool of `bytes`, in front of the engine's `shared` pool.
 #[derive(Debug)]
 struct QueryPool {

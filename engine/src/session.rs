@@ -39,20 +39,13 @@ pub(crate) fn new_context(config: &EngineConfig) -> Result<SessionContext, Engin
     if e.target_partitions > 0 {
         session = session.with_target_partitions(e.target_partitions);
     }
-    // per-query limits hold in this process; a Ballista executor's pool is its own
-    let query_limit = parse_memory_limit(&e.query_memory_limit, total_memory())?;
+    // per-query limits hold in this process (`validate` refuses one with engine.remote)
     if e.remote.trim().is_empty() {
+        let query_limit = parse_memory_limit(&e.query_memory_limit, total_memory())?;
         session = session.with_option_extension(AudienceOptions::configured(
             query_limit,
             &e.query_memory_limit,
         ));
-    } else if query_limit.is_some() {
-        return Err(EngineError::Config(format!(
-            "engine.query_memory_limit (\"{}\") holds for queries run in this process; with \
-             engine.remote set, each executor's engine.memory_limit bounds its tasks: set \
-             query_memory_limit to \"unlimited\"",
-            e.query_memory_limit
-        )));
     }
     let options = session.options_mut();
     // Filters are not pushed into the Parquet decoder (DataFusion's default):

@@ -161,6 +161,18 @@ async fn m2_a_state_that_cannot_spill_fails_naming_the_operator_and_the_setting(
     );
 }
 
+/// `SET audience.query_memory_limit = 'value'` in `client`'s session.
+async fn set_query_limit(
+    client: &mut FlightSqlServiceClient<Channel>,
+    value: &str,
+) -> Result<i64, String> {
+    let sql = format!("SET audience.query_memory_limit = '{value}'");
+    client
+        .execute_update(sql, None)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// One array of every event (~40 bytes each): an ungrouped aggregate state,
 /// which cannot spill.
 const UNSPILLABLE: &str = "SELECT cardinality(array_agg(concat(member_id, '-', ts, '-', event, \
@@ -190,10 +202,7 @@ async fn each_query_is_held_to_its_own_limit_which_a_session_may_lower() {
         login(&roomy, "analyst").await,
         login(&roomy, "analyst").await,
     );
-    lowered
-        .execute_update("SET audience.query_memory_limit = '2MB'".into(), None)
-        .await
-        .unwrap();
+    set_query_limit(&mut lowered, "2MB").await.unwrap();
     let refused = answer_to(&mut lowered, UNSPILLABLE).await.unwrap_err();
     for needle in [
         "resource has been exhausted",
@@ -212,27 +221,17 @@ async fn each_query_is_held_to_its_own_limit_which_a_session_may_lower() {
     let spills = metric_sum(&plan, "spill_count");
     assert!(spills > 0, "no spill under a 2 MB query limit:\n{plan}");
     assert_eq!(answer_to(&mut lowered, GROUPS).await.unwrap(), groups);
-    let bad = lowered
-        .execute_update("SET audience.query_memory_limit = 'lots'".into(), None)
-        .await
-        .unwrap_err()
-        .to_string();
+    let bad = set_query_limit(&mut lowered, "lots").await.unwrap_err();
     assert!(
         bad.contains("audience.query_memory_limit must be a size") && bad.contains("'lots'"),
         "{bad}"
     );
-    lowered
-        .execute_update("SET audience.query_memory_limit = 'unlimited'".into(), None)
-        .await
-        .unwrap();
+    set_query_limit(&mut lowered, "unlimited").await.unwrap();
     assert_eq!(answer_to(&mut lowered, UNSPILLABLE).await.unwrap(), n);
     // The operator's limit holds for every query, and a session cannot raise it.
     let capped = server("2MB");
     let mut analyst = login(&capped, "analyst").await;
-    analyst
-        .execute_update("SET audience.query_memory_limit = '1GB'".into(), None)
-        .await
-        .unwrap();
+    set_query_limit(&mut analyst, "1GB").await.unwrap();
     let refused = answer_to(&mut analyst, UNSPILLABLE).await.unwrap_err();
     for needle in [
         "than engine.query_memory_limit (2MB) allows",

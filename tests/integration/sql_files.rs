@@ -1,7 +1,7 @@
 //! Every `sql/*.slt` file (sqllogictest) as its own test, run against an
 //! engine with Audience's functions in fresh sessions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -67,14 +67,7 @@ impl sqllogictest::AsyncDB for Session {
 
 /// Every `sql/*.slt` file, in name order.
 pub(crate) fn slt_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
-    files
+    crate::common::with_extension(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sql"), "slt")
 }
 
 /// Runs `sql/<name>.slt` in fresh sessions.

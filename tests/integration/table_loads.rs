@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::common::{
     audience, audience_with_env, audience_with_peak_memory, csv_rows, python_script,
-    python_script_with_stdin, read_file,
+    python_script_with_stdin, read_file, with_extension,
 };
 
 /// One event row of a channel's export: member, UTC time (µs), event name.
@@ -198,18 +198,6 @@ pub(crate) fn log_entries(table: &Path) -> Vec<PathBuf> {
 /// The table's data files.
 pub(crate) fn data_files(table: &Path) -> Vec<PathBuf> {
     with_extension(table, "parquet")
-}
-
-/// The files of `dir` (not below) named `*.ext`, sorted.
-fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

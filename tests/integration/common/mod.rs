@@ -167,13 +167,22 @@ pub fn sample_dir() -> PathBuf {
 
 /// Every row of every Parquet file in `dir`, in file-name order.
 pub fn read_table(dir: &Path) -> Vec<RecordBatch> {
+    with_extension(dir, "parquet")
+        .iter()
+        .flat_map(|f| read_file(f))
+        .collect()
+}
+
+/// The files of `dir` (not below) named `*.ext`, sorted.
+pub fn with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     files.sort();
-    files.iter().flat_map(|f| read_file(f)).collect()
+    files
 }
 
 /// Every row of one Parquet file.
