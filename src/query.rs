@@ -39,6 +39,7 @@ pub(crate) fn run(args: QueryArgs) -> Result<(), CliError> {
 /// A fresh multi-threaded runtime for a command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
+        .on_thread_park(audience_engine::idle_memory::on_thread_park)
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))

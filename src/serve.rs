@@ -28,6 +28,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     }
     let first_login = first_admin(&mut server)?;
     server.validate()?;
+    audience_engine::idle_memory::start_purger(std::time::Duration::from_millis(500));
     crate::query::runtime()?.block_on(serve(config, server, first_login))
 }
 

@@ -18,6 +18,7 @@ mod expression_depth;
 mod failpoints;
 mod file_reads;
 mod file_scans;
+pub mod idle_memory;
 mod in_list_guard;
 mod join_build_once;
 mod lane_merge;

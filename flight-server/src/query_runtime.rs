@@ -41,6 +41,7 @@ impl QueryRuntime {
         let runtime = Builder::new_multi_thread()
             .worker_threads(cores * (slots + 1))
             .thread_name("audience-query")
+            .on_thread_park(audience_engine::idle_memory::on_thread_park)
             .enable_all()
             .build()
             .map_err(|e| EngineError::Internal(format!("cannot start the query runtime: {e}")))?;

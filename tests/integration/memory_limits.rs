@@ -383,3 +383,42 @@ async fn l4_heavy_queries_at_once_answer_as_alone_or_fail_cleanly() {
     );
     assert!(files_under(spill.path()).is_empty(), "spill files left");
 }
+
+/// A query's freed memory goes back to the OS once the server is idle: the
+/// allocator would otherwise keep it for the threads that ran the query
+/// (`engine/src/idle_memory.rs`). Anonymous memory only: the binary's code
+/// pages a query first runs stay resident, and cost the machine nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_returns_the_memory_a_query_freed() {
+    let server = TestServer::spawn(server_config().with_env("AUDIENCE_MEMORY_LIMIT", "unlimited"));
+    assert_serves(&server).await;
+    let idle_mib = server.status_value("RssAnon:") / 1024;
+    // a grouping of 3M keys: its hash table and batches take hundreds of MiB
+    let grouped = answer(
+        &server,
+        "SELECT count(*) AS keys, sum(n) AS n FROM (SELECT value % 3000000 AS k, count(*) AS n \
+         FROM generate_series(1, 6000000) GROUP BY k)",
+    )
+    .await
+    .unwrap();
+    assert!(grouped.contains("| 3000000 | 6000000 |"), "{grouped}");
+    let peak_mib = server.status_value("VmHWM:") / 1024;
+    let mut after_mib = server.status_value("RssAnon:") / 1024;
+    let started = Instant::now();
+    while after_mib > idle_mib + 40 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after_mib = server.status_value("RssAnon:") / 1024;
+    }
+    println!(
+        "idle {idle_mib} MiB, peak RSS {peak_mib} MiB, {after_mib} MiB after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        peak_mib >= idle_mib + 150,
+        "the query took only {peak_mib} MiB"
+    );
+    assert!(
+        after_mib <= idle_mib + 40,
+        "{after_mib} MiB held 5 s after the query, {idle_mib} MiB before it"
+    );
+}
