@@ -335,6 +335,16 @@ impl TableVersions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// `frame` to run again: it reads each table's newest version when it
+    /// runs, not the versions an earlier run of it read (a prepared statement).
+    pub fn unpinned(frame: datafusion::dataframe::DataFrame) -> datafusion::dataframe::DataFrame {
+        let (mut state, plan) = frame.into_parts();
+        state
+            .config_mut()
+            .set_extension(Arc::new(TableVersions::default()));
+        datafusion::dataframe::DataFrame::new(state, plan)
+    }
+
     /// Whether no Delta table was read.
     pub fn is_empty(&self) -> bool {
         self.pinned().is_empty()
@@ -408,6 +418,16 @@ impl DeltaTableProvider {
         Ok(with_stored_types(&logical, &stored).unwrap_or(logical))
     }
 
+    /// The table's name in the catalog.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the table lies.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+
     /// The table's newest committed version.
     pub(crate) async fn newest(&self) -> Result<Snapshot, EngineError> {
         let mut log = self.log.lock().await;
@@ -429,7 +449,16 @@ impl DeltaTableProvider {
     /// The version the query planned in `state` reads: the one its first
     /// scan of this table took, else the newest.
     async fn snapshot_of_query(&self, state: &dyn Session) -> DfResult<Arc<Snapshot>> {
-        let versions = state.config().get_extension::<TableVersions>();
+        self.pinned_in(state.config().get_extension::<TableVersions>())
+            .await
+    }
+
+    /// The version pinned in `versions` (a query's), pinning the newest if
+    /// none is yet.
+    pub(crate) async fn pinned_in(
+        &self,
+        versions: Option<Arc<TableVersions>>,
+    ) -> DfResult<Arc<Snapshot>> {
         if let Some(pinned) = versions
             .as_ref()
             .and_then(|v| v.pinned().get(&self.name).cloned())

@@ -32,6 +32,7 @@ mod query_memory;
 mod range_merge;
 mod rejects;
 mod repartition_buffers;
+mod result_key;
 #[cfg(test)]
 mod rule_tests;
 mod run_aggregate;
@@ -69,8 +70,9 @@ pub use error::{EngineError, ErrorKind, classify};
 pub use file_reads::panic_message;
 pub use leftovers::remove_left_by_gone_processes;
 pub use load::{BadRows, LoadProgress, LoadRequest, LoadSummary, SourceFormat};
-pub use memory::{parse_memory_limit, total_memory};
+pub use memory::{parse_memory_limit, parse_size, total_memory};
 pub use query_memory::query_task;
+pub use result_key::result_key;
 pub use storage::{
     Location, S3Config, StorageConfig, object_store_for, storage_error, upload_file,
 };

@@ -32,7 +32,7 @@ pub fn parse_memory_limit(text: &str, total_memory: u64) -> Result<Option<usize>
 
 /// Bytes for a size written as `"8GB"`, `"512MiB"` or `"1024"` (bytes); `None`
 /// for anything else, and for less than one byte.
-pub(crate) fn parse_size(text: &str) -> Option<usize> {
+pub fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub token_ttl: String,
     /// How long running queries may take to finish after a shutdown signal.
     pub shutdown_timeout: String,
+    /// Bytes of finished results kept for repeated queries, e.g. `"64MB"`; `"0"`: none.
+    pub result_cache: String,
     /// Serve plaintext on a non-loopback address.
     pub plaintext: bool,
     /// The users who may connect.
@@ -135,7 +137,8 @@ impl ServerConfig {
 
     /// Applies `AUDIENCE_SERVER_ADDR`, `AUDIENCE_SERVER_QUERY_TIMEOUT`,
     /// `AUDIENCE_SERVER_MAX_CONCURRENT_QUERIES`, `AUDIENCE_SERVER_MAX_QUEUED_QUERIES`,
-    /// `AUDIENCE_SERVER_TLS_CERT` and `AUDIENCE_SERVER_TLS_KEY` from `vars`.
+    /// `AUDIENCE_SERVER_RESULT_CACHE`, `AUDIENCE_SERVER_TLS_CERT` and
+    /// `AUDIENCE_SERVER_TLS_KEY` from `vars`.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -151,6 +154,7 @@ impl ServerConfig {
                 "QUERY_TIMEOUT" => self.query_timeout = value,
                 "MAX_CONCURRENT_QUERIES" => self.max_concurrent_queries = number(&key, &value)?,
                 "MAX_QUEUED_QUERIES" => self.max_queued_queries = number(&key, &value)?,
+                "RESULT_CACHE" => self.result_cache = value,
                 "TLS_CERT" => self.tls.cert = value,
                 "TLS_KEY" => self.tls.key = value,
                 _ => {}
@@ -169,6 +173,7 @@ impl ServerConfig {
         ] {
             parse_duration(value).map_err(|e| EngineError::Config(format!("server.{key}: {e}")))?;
         }
+        self.result_cache_bytes()?;
         if self.max_concurrent_queries == 0 {
             return Err(EngineError::Config(
                 "server.max_concurrent_queries must be at least 1".into(),
@@ -202,6 +207,18 @@ impl ServerConfig {
         parse_duration(&self.query_timeout).unwrap_or(Duration::from_secs(60))
     }
 
+    /// Bytes of the result cache (0: off).
+    pub fn result_cache_bytes(&self) -> Result<usize, EngineError> {
+        match self.result_cache.trim() {
+            "0" => Ok(0),
+            text => audience_engine::parse_size(text).ok_or_else(|| {
+                EngineError::Config(format!(
+                    "server.result_cache must be a size like \"64MB\", or \"0\" for none; got \"{text}\""
+                ))
+            }),
+        }
+    }
+
     /// The idle lifetime of handles.
     pub fn handle_ttl(&self) -> Duration {
         parse_duration(&self.handle_ttl).unwrap_or(Duration::from_secs(600))
@@ -233,6 +250,15 @@ mod tests {
         assert_eq!(config.query_timeout, "60s");
         config.apply_env([("AUDIENCE_SERVER_QUERY_TIMEOUT".into(), "5s".into())])?;
         assert_eq!(config.query_timeout(), Duration::from_secs(5));
+        assert_eq!(config.result_cache_bytes()?, 64_000_000);
+        config.apply_env([("AUDIENCE_SERVER_RESULT_CACHE".into(), "0".into())])?;
+        assert_eq!(config.result_cache_bytes()?, 0);
+        config.result_cache = "8XB".into();
+        let e = config.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("server.result_cache") && e.contains("8XB"),
+            "{e}"
+        );
         let e = ServerConfig::from_toml("[server]\nmax_concurent_queries = 2\n").unwrap_err();
         assert!(e.to_string().contains("max_concurent_queries"), "{e}");
         Ok(())

@@ -2,7 +2,8 @@
 //! streamed by `DoGet`, the leading statements of `A; B`, an update through
 //! `DoPut`, a prepared update: a slot from admission, `server.query_timeout`
 //! from the moment it starts, the engine's memory read while it runs,
-//! cancellation, and one log line when it ends (CONVENTIONS §9).
+//! cancellation, and one log line when it ends (CONVENTIONS §9). A query
+//! whose result the cache holds is answered from it, without a slot.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::access::access_of;
 use crate::auth::Identity;
 use crate::flight_schema::flight_schema;
 use crate::query_stream::{QueryRecord, QueryStream, sql_for_log};
+use crate::result_cache::Keeping;
 use crate::service::FlightSqlServer;
 use crate::status::engine_status;
 use crate::ttl_map::random_handle;
@@ -97,6 +99,27 @@ pub(crate) async fn stream(
             encode(schema, batches)
         }
         PlannedResult::Query(frame) => {
+            // a key pins the versions the query reads: failing to read them
+            // (the store is down) is the query's failure
+            let key = match server.results.key(&frame).await {
+                Ok(key) => key,
+                Err(e) => {
+                    let e = engine_status(e);
+                    log_rejected(&planned.owner, &planned.sql, Instant::now(), &e);
+                    return Err(e);
+                }
+            };
+            if let Some(batch) = key.as_deref().and_then(|k| server.results.get(k)) {
+                log_cached(
+                    handle,
+                    &planned.owner,
+                    &planned.sql,
+                    planned.plan,
+                    &frame,
+                    &batch,
+                );
+                return Ok(encode(schema, futures::stream::iter([Ok(batch)])));
+            }
             let slot = server.admission.admit().await?;
             let started = Instant::now();
             let record = QueryRecord {
@@ -109,6 +132,12 @@ pub(crate) async fn stream(
                 tables: None,
             };
             let running = start(server, frame, record, Arc::clone(&schema));
+            let running = Keeping::new(
+                running,
+                Arc::clone(&schema),
+                Arc::clone(&server.results),
+                key,
+            );
             encode(schema, running.map_err(|s| FlightError::Tonic(Box::new(s))))
         }
     };
@@ -137,12 +166,12 @@ pub(crate) async fn run_to_completion(
         Ok(Ok(frame)) => frame,
         Ok(Err(e)) => {
             let e = engine_status(e);
-            log_rejected(who, sql, started, &e);
+            log_rejected(&who.user, sql, started, &e);
             return Err(e);
         }
         Err(_) => {
             let e = timed_out(server.query_timeout);
-            log_rejected(who, sql, started, &e);
+            log_rejected(&who.user, sql, started, &e);
             return Err(e);
         }
     };
@@ -202,11 +231,35 @@ pub(crate) fn timed_out(timeout: Duration) -> Status {
     ))
 }
 
-/// The log line of a statement that failed before it could run (CONVENTIONS §9).
-pub(crate) fn log_rejected(who: &Identity, sql: &str, started: Instant, error: &Status) {
+/// The log line of a query answered from the result cache (CONVENTIONS §9).
+fn log_cached(
+    handle: &str,
+    user: &str,
+    sql: &str,
+    plan: Duration,
+    frame: &DataFrame,
+    batch: &RecordBatch,
+) {
+    let tables = audience_engine::TableVersions::of(frame);
     tracing::info!(
         target: "audience::query",
-        user = %who.user,
+        query = %crate::query_stream::short(handle),
+        user = %user,
+        outcome = "cached",
+        plan_ms = plan.as_millis() as u64,
+        rows = batch.num_rows(),
+        bytes = batch.get_array_memory_size(),
+        tables = %tables.map(|t| t.to_string()).unwrap_or_default(),
+        sql = %sql_for_log(sql),
+        "query"
+    );
+}
+
+/// The log line of a statement that failed before it could run (CONVENTIONS §9).
+pub(crate) fn log_rejected(user: &str, sql: &str, started: Instant, error: &Status) {
+    tracing::info!(
+        target: "audience::query",
+        user = %user,
         outcome = "rejected",
         code = ?error.code(),
         plan_ms = started.elapsed().as_millis() as u64,

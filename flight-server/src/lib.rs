@@ -17,6 +17,7 @@ mod prepared;
 mod query_engine;
 mod query_runtime;
 mod query_stream;
+mod result_cache;
 mod server;
 mod service;
 mod session;

@@ -54,7 +54,7 @@ pub(crate) async fn create(
     let started = Instant::now();
     create_statement(server, who, sql)
         .await
-        .inspect_err(|e| log_rejected(who, sql, started, e))
+        .inspect_err(|e| log_rejected(&who.user, sql, started, e))
 }
 
 async fn create_statement(
@@ -151,6 +151,8 @@ pub(crate) async fn flight_info(
         }
         None => frame.clone(),
     };
+    // each execution reads the newest versions, as an ad-hoc query does
+    let frame = audience_engine::TableVersions::unpinned(frame);
     describe(
         server,
         Planned::query(who, &prepared.sql, frame, started),

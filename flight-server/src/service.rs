@@ -37,6 +37,7 @@ use crate::prepared::Prepared;
 use crate::query_engine::SharedEngine;
 use crate::query_runtime::QueryRuntime;
 use crate::query_stream::Running;
+use crate::result_cache::ResultCache;
 use crate::status::engine_status;
 use crate::ttl_map::TtlMap;
 use crate::{cancellation, prepared, statements};
@@ -56,6 +57,8 @@ pub struct FlightSqlServer {
     pub(crate) queries: QueryRuntime,
     pub(crate) query_timeout: Duration,
     pub(crate) export_prefixes: Vec<String>,
+    /// Finished results of repeated queries.
+    pub(crate) results: Arc<ResultCache>,
 }
 
 impl std::fmt::Debug for FlightSqlServer {
@@ -80,6 +83,7 @@ impl FlightSqlServer {
             query_timeout: config.query_timeout(),
             export_prefixes: config.export.allowed_prefixes.clone(),
             queries: QueryRuntime::new(config.max_concurrent_queries)?,
+            results: Arc::new(ResultCache::new(config.result_cache_bytes()?)),
         })
     }
 

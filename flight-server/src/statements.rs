@@ -31,7 +31,7 @@ pub(crate) async fn flight_info(
 ) -> Result<Response<FlightInfo>, Status> {
     let started = Instant::now();
     let reject = |e: Status| {
-        log_rejected(who, sql, started, &e);
+        log_rejected(&who.user, sql, started, &e);
         e
     };
     server.refresh().await.map_err(reject)?;
@@ -130,7 +130,7 @@ pub(crate) async fn update(
 ) -> Result<i64, Status> {
     let started = Instant::now();
     let reject = |e: Status| {
-        log_rejected(who, sql, started, &e);
+        log_rejected(&who.user, sql, started, &e);
         e
     };
     server.refresh().await.map_err(reject)?;

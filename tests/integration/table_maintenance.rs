@@ -409,14 +409,10 @@ fn a_crash_at_any_point_of_a_load_or_compaction_loses_and_doubles_nothing() {
     }
 }
 
-/// `SELECT count(*) FROM events` over Flight SQL.
-async fn server_count(
-    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
-) -> i64 {
-    let info = client
-        .execute("SELECT count(*) AS n FROM events".into(), None)
-        .await
-        .unwrap();
+type Client = arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>;
+
+/// The single number a query's FlightInfo answers.
+async fn number(client: &mut Client, info: arrow_flight::FlightInfo) -> i64 {
     let batches = crate::flight_protocol::try_fetch(client, &info)
         .await
         .unwrap();
@@ -428,6 +424,31 @@ async fn server_count(
         .value(0)
 }
 
+/// `SELECT count(*) FROM events` over Flight SQL.
+async fn server_count(client: &mut Client) -> i64 {
+    let info = client
+        .execute("SELECT count(*) AS n FROM events".into(), None)
+        .await
+        .unwrap();
+    number(client, info).await
+}
+
+/// The events of members from `first` on, by a statement prepared once and
+/// executed each time with `first`.
+async fn prepared_count(
+    client: &mut Client,
+    statement: &mut arrow_flight::sql::client::PreparedStatement<tonic::transport::Channel>,
+    first: i64,
+) -> i64 {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)]));
+    let value = std::sync::Arc::new(arrow::array::Int64Array::from(vec![first]));
+    let values = arrow::array::RecordBatch::try_new(schema, vec![value]).unwrap();
+    statement.set_parameters(values).unwrap();
+    let info = statement.execute().await.unwrap();
+    number(client, info).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_answers_each_query_from_the_newest_version_and_logs_it() {
     use crate::common::test_server::{TestConfig, TestServer};
@@ -437,25 +458,49 @@ async fn the_server_answers_each_query_from_the_newest_version_and_logs_it() {
     let (data, all) = three_loads(dir.path());
     let server = TestServer::spawn(TestConfig::default().with_data(&data));
     let mut client = login(&server, "analyst").await;
-    assert_eq!(server_count(&mut client).await, all.len() as i64);
-    // a load finishes while the server runs: the next query sees it
+    let mut statement = client
+        .prepare(
+            "SELECT count(*) AS n FROM events WHERE member_id >= $1".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let n = all.len() as i64;
+    assert_eq!(server_count(&mut client).await, n);
+    assert_eq!(prepared_count(&mut client, &mut statement, 0).await, n);
+    // asked again, the same query is answered from the result cache
+    assert_eq!(server_count(&mut client).await, n);
+    let cached = |log: &str| log.matches("\"outcome\":\"cached\"").count();
+    server
+        .wait_for_log(
+            &["\"outcome\":\"cached\""],
+            std::time::Duration::from_secs(10),
+        )
+        .expect("the repeated query was not answered from the result cache");
+
+    // a load finishes while the server runs: the next query sees it, the
+    // prepared statement too, then the repeat is cached again
     let more = events(100, 1..150, 3, 4);
     let file = dir.path().join("day-3.parquet");
     write_parquet(&file, &more);
     load(&data, &[&file], &[]).ok();
-    assert_eq!(
-        server_count(&mut client).await,
-        (all.len() + more.len()) as i64
-    );
+    let now = n + more.len() as i64;
+    assert_eq!(server_count(&mut client).await, now);
+    assert_eq!(prepared_count(&mut client, &mut statement, 0).await, now);
+    assert_eq!(server_count(&mut client).await, now);
     server
         .wait_for_log(
             &["\"tables\":\"events@4\""],
             std::time::Duration::from_secs(10),
         )
         .expect("no query log line names version 4");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cached(&server.log()) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let log = server.log();
     assert!(log.contains("\"tables\":\"events@3\""), "{log}");
-    assert!(log.contains("\"tables\":\"events@4\""), "{log}");
+    assert_eq!(cached(&log), 2, "{log}");
 }
 
 #[test]
