@@ -2,7 +2,10 @@
 //! eight-request dashboard mix (a member profile, a bitmap segment size, 7-day
 //! GMV, this week's top categories, a 3-step funnel, one cohort's retention,
 //! `GetTables`/`GetSqlInfo`, a prepared statement with a parameter) against
-//! one server with its default limits (8 running, 64 queued). The CI slice
+//! one server with its default limits (8 running, 64 queued) and its result
+//! cache, which answers four of them (GMV, categories, funnel, retention: the
+//! same query each time, over Delta tables) once their first run has
+//! finished (L2 turns it off). The CI slice
 //! runs on the tiny sample with the debug build; `scripts/reliability.sh`
 //! runs the full sizes on scale s (release) and records the figures.
 
